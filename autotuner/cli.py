@@ -1,0 +1,181 @@
+"""The ``autotuner`` command line. Exit codes: 0 success, 1 internal error, 2 invalid input (argparse's too)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+
+from . import __version__
+from .space import planned_strategy
+from .spec import SpecError
+from .validation import LoadedSpec, load_spec, load_specs
+
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autotuner",
+        description="Find the fastest launch config of an LLM inference engine under latency SLOs.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check tuning specs and report every problem with its location")
+    validate.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders (searched recursively)")
+    validate.add_argument("--json", action="store_true", help="print problems and specs as JSON")
+    validate.set_defaults(run=cmd_validate)
+
+    space = commands.add_parser("space", help="print the size of a spec's search space and list its configs")
+    space.add_argument("spec", metavar="SPEC", help="a spec file")
+    space.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="list at most N configs")
+    space.add_argument("--json", action="store_true", help="print the space as JSON")
+    space.set_defaults(run=cmd_space)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _summary(item: LoadedSpec) -> dict[str, object]:
+    spec = item.spec
+    count = item.space.count()
+    feasible = count.feasible if count else None
+    return {
+        "file": str(item.path),
+        "name": spec.name,
+        "runtime": spec.engine.runtime,
+        "launcher": spec.engine.launcher,
+        "parameters": list(spec.parameters),
+        "grid": count.total if count else None,
+        "configs": feasible,
+        "strategy": spec.search.strategy,
+        "planned_strategy": planned_strategy(
+            spec.search.strategy,
+            multi_objective=spec.multi_objective,
+            feasible=feasible,
+            max_trials=spec.search.max_trials,
+        ),
+    }
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        loaded = load_specs(args.paths)
+    except SpecError as exc:
+        if args.json:
+            json.dump(
+                {
+                    "valid": False,
+                    "problems": [
+                        {"file": p.file, "line": p.line, "column": p.column, "path": list(p.path), "message": p.message}
+                        for p in exc.problems
+                    ],
+                },
+                out,
+                indent=2,
+            )
+            out.write("\n")
+        else:
+            for problem in exc.problems:
+                print(problem, file=out)
+            files = len({p.file for p in exc.problems})
+            print(f"{len(exc.problems)} problem(s) in {files} file(s)", file=out)
+        return EXIT_INVALID
+    summaries = [_summary(item) for item in loaded]
+    if args.json:
+        json.dump({"valid": True, "specs": summaries}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    for s in summaries:
+        size = (
+            "continuous space"
+            if s["configs"] is None and s["grid"] is None
+            else f"{s['configs'] if s['configs'] is not None else s['grid']} configs"
+        )
+        print(
+            f"ok  {s['file']}  {s['name']}: {s['runtime']} via {s['launcher']}, {size}, "
+            f"strategy {s['strategy']} -> {s['planned_strategy']}",
+            file=out,
+        )
+    print(f"{len(summaries)} spec(s) valid", file=out)
+    return EXIT_OK
+
+
+def cmd_space(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        item = load_spec(args.spec)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=out)
+        return EXIT_INVALID
+    space = item.space
+    count = space.count()
+    summary = _summary(item)
+    configs = []
+    if count is not None and count.feasible is not None:
+        for index, config in enumerate(space.grid()):
+            if args.limit is not None and index >= args.limit:
+                break
+            configs.append(config)
+    if args.json:
+        json.dump(
+            {**summary, "listed": [{"id": c.id, "hash": c.hash, "config": c.as_dict()} for c in configs]}, out, indent=2
+        )
+        out.write("\n")
+        return EXIT_OK
+    spec = item.spec
+    if count is None:
+        print(
+            f"{spec.name}: continuous space (float ranges without step: {', '.join(space.continuous)}); "
+            f"sampled strategies draw from it",
+            file=out,
+        )
+    elif count.feasible is None:
+        print(f"{spec.name}: {count.total} configs in the grid, too many to enumerate under constraints", file=out)
+    else:
+        excluded = count.total - count.feasible
+        note = f" ({count.total} in the grid, {excluded} excluded by constraints)" if excluded else ""
+        print(f"{spec.name}: {count.feasible} configs{note}", file=out)
+    print(
+        f"strategy {spec.search.strategy} -> {summary['planned_strategy']}"
+        f"{'' if spec.search.max_trials is None else f', max_trials {spec.search.max_trials}'}",
+        file=out,
+    )
+    for config in configs:
+        print(f"  {config.hash}  {config.id}", file=out)
+    if count is not None and count.feasible is not None and args.limit is not None and count.feasible > args.limit:
+        print(f"  ... {count.feasible - args.limit} more (raise --limit to list them)", file=out)
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    stream = out if out is not None else sys.stdout
+    try:
+        return int(args.run(args, stream))
+    except KeyboardInterrupt:
+        print("autotuner: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users by default
+        if os.environ.get("AUTOTUNER_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"autotuner: internal error: {type(exc).__name__}: {exc} (set AUTOTUNER_DEBUG=1 for the traceback; "
+            "please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
