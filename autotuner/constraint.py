@@ -44,6 +44,8 @@ _COMPARE: dict[type[ast.cmpop], Callable[[Any, Any], bool]] = {
 _FUNCTIONS: dict[str, Callable[..., Any]] = {"min": min, "max": max, "abs": abs}
 _MAX_LENGTH = 1000
 _MAX_POWER = 64
+# A hyphenated word left after known names were replaced is a misspelt flag name, not a subtraction.
+_HYPHENATED = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:-\w+)+")
 
 
 class ConstraintError(ValueError):
@@ -89,6 +91,12 @@ def parse_constraint(text: str, names: Iterable[str]) -> Constraint:
         source, count = pattern.subn(placeholder, source)
         if count:
             placeholders[placeholder] = name
+    for word in _HYPHENATED.findall(source):
+        parts = word.split("-")
+        if not all(part in placeholders or part.isdigit() for part in parts):
+            hint = difflib.get_close_matches(word, known, n=1)
+            suggestion = f": did you mean {hint[0]!r}?" if hint else f" (known: {', '.join(sorted(known)) or 'none'})"
+            raise ConstraintError(f"unknown name {word!r} in constraint {text!r}{suggestion}")
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:

@@ -20,7 +20,7 @@ from .scenario import validate_scenario
 from .space import MAX_ENUMERATION, Config, Space
 from .spec import SpecError, SpecProblem, TuningSpec
 from .spec.loader import SPEC_SUFFIXES, parse_spec_text, read_text
-from .spec.models import did_you_mean
+from .spec.models import unknown
 from .spec.source import SpecSource
 
 
@@ -205,14 +205,15 @@ def _check_baseline(source: SpecSource, spec: TuningSpec, space: Space, problems
     if baseline is None:
         return
     known = list(spec.parameters)
+    if not known:
+        return  # the empty space is reported already
     bad = False
     for name in baseline:
         if name not in spec.parameters:
             problems.append(
                 source.problem(
                     ("search", "baseline", name),
-                    f"{name!r} is not a parameter: {did_you_mean(name, known)}"
-                    f"(parameters: {', '.join(known) or 'none'})",
+                    unknown("unknown parameter", name, known, f"parameters: {', '.join(known) or 'none'}"),
                     at_key=True,
                 )
             )

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from .models import TuningSpec, did_you_mean
+from .models import TuningSpec, did_you_mean, unknown
 from .problems import Path as DataPath
 from .problems import SpecError, SpecProblem
 from .source import SourceError, SpecSource, read_spec_source
@@ -95,13 +95,17 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> tuple[DataPath, bool]:
 
 
 def _is_internal(part: str) -> bool:
-    return part in ("choice", "range", "limits", "values", "function-plain", "function-after", "function-before")
+    return part in ("choice", "range", "limits", "values", "direction", "metric")
 
 
 def _pydantic_problems(source: SpecSource, error: ValidationError) -> list[SpecProblem]:
     problems: list[SpecProblem] = []
     seen: set[tuple[DataPath, str]] = set()
-    for err in error.errors(include_url=False):
+    errors = error.errors(include_url=False)
+    # pydantic adds "should have at least 1 item" for a list whose only item failed: the item's error says it all.
+    failed = {tuple(err["loc"][:1]) for err in errors if err["type"] != "too_short"}
+    errors = [err for err in errors if not (err["type"] == "too_short" and tuple(err["loc"][:1]) in failed)]
+    for err in errors:
         path, is_key = _data_path(source.data, err["loc"])
         message = _message(source.data, path, err)
         at_key = is_key or err["type"] == "extra_forbidden"
@@ -120,20 +124,23 @@ def _message(data: Any, path: DataPath, err: Mapping[str, Any]) -> str:
     if kind == "extra_forbidden" and path:
         key = str(path[-1])
         allowed = _fields_at(TuningSpec, path[:-1])
-        hint = did_you_mean(key, sorted(allowed))
         home = _section_of(key)
-        where = f"it belongs in {home}" if home and not hint else ""
-        known = f"(known keys: {', '.join(sorted(allowed))})" if allowed and not hint and not where else ""
-        return f"unknown key {key!r}: {hint}{where}{known}".rstrip(": ").strip()
+        if home and home != (path[0] if len(path) > 1 else None):
+            return f"unknown key {key!r}: it belongs in {home}"
+        hint = did_you_mean(key, sorted(allowed)).strip()
+        return f"unknown key {key!r}: " + (hint or f"(known keys: {', '.join(sorted(allowed))})")
     if kind == "missing" and path:
         return f"missing required field {path[-1]!r}"
     if kind == "literal_error":
         choices = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
         given = err.get("input")
-        return f"unknown value {given!r}: {did_you_mean(str(given), choices)}(choose from {', '.join(choices)})"
+        return unknown("unknown value", str(given), choices, f"choose from {', '.join(choices)}")
     given = err.get("input")
-    if kind.endswith(("_type", "_parsing")) and isinstance(given, (str, int, float, bool)) and len(repr(given)) < 60:
-        return f"{text} (got {given!r})"
+    if kind.startswith(("int_", "float_", "bool_", "string_", "greater_", "less_")) and isinstance(
+        given, (str, int, float, bool)
+    ):
+        shown = repr(given) if len(repr(given)) < 60 else repr(given)[:57] + "..."
+        return f"{text} (got {shown})"
     return text
 
 

@@ -110,8 +110,15 @@ class _Model(BaseModel):
 
 
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    """``"did you mean 'x'? "`` for the closest choice, or ``""``: meant to precede a parenthesised list."""
     hint = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {hint[0]!r}? " if hint else ""
+
+
+def unknown(what: str, word: str, choices: list[str] | tuple[str, ...], listing: str) -> str:
+    """``unknown value 'vlm': did you mean 'vllm'? (choose from ...)`` without dangling punctuation."""
+    hint = did_you_mean(word, choices)
+    return f"{what} {word!r}: {hint}({listing})" if hint else f"{what} {word!r} ({listing})"
 
 
 # ---------------------------------------------------------------------------------------------------------- model
@@ -129,8 +136,12 @@ class Model(_Model):
             name = value.removeprefix("builtin:")
             if name not in BUILTIN_MODELS:
                 raise ValueError(
-                    f"unknown builtin model {name!r}: {did_you_mean(name, tuple(BUILTIN_MODELS))}"
-                    f"(builtin models: {', '.join(BUILTIN_MODELS)})"
+                    unknown(
+                        "unknown builtin model",
+                        name,
+                        tuple(BUILTIN_MODELS),
+                        f"builtin models: {', '.join(BUILTIN_MODELS)}",
+                    )
                 )
         elif any(ch.isspace() for ch in value) or "\x00" in value:
             raise ValueError(f"invalid model id {value!r}: no spaces allowed")
@@ -179,6 +190,8 @@ class Choice(_Model):
     @model_validator(mode="before")
     @classmethod
     def _from_list(cls, data: Any) -> Any:
+        if isinstance(data, (list, tuple)) and not data:
+            raise ValueError("the list of values is empty: give at least one, e.g. [1, 2]")
         return {"values": data} if isinstance(data, (list, tuple)) else data
 
     @field_validator("values")
@@ -205,6 +218,13 @@ class Range(_Model):
     high: Number
     step: Number | None = None
     log: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_a_list(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "values" in data:
+            raise ValueError("write a list of values as a YAML list, e.g. [1, 2, 4], not {values: ...}")
+        return data
 
     @model_validator(mode="after")
     def _consistent(self) -> Range:
@@ -260,9 +280,7 @@ class Workload(_Model):
     @classmethod
     def _known_task(cls, value: str) -> str:
         if value not in TASKS:
-            raise ValueError(
-                f"unknown task {value!r}: {did_you_mean(value, TASKS)}(genai-bench tasks: {', '.join(TASKS)})"
-            )
+            raise ValueError(unknown("unknown task", value, TASKS, f"genai-bench tasks: {', '.join(TASKS)}"))
         return value
 
     @field_validator("concurrency")
@@ -350,10 +368,8 @@ class ObjectiveTerm(_Model):
             )
         ((direction, metric),) = data.items()
         if direction not in ("maximize", "minimize"):
-            raise ValueError(
-                f"unknown direction {direction!r}: {did_you_mean(str(direction), ('maximize', 'minimize'))}"
-                "(use maximize or minimize)"
-            )
+            directions = ("maximize", "minimize")
+            raise ValueError(unknown("unknown direction", str(direction), directions, "use maximize or minimize"))
         return {"direction": direction, "metric": metric}
 
     @model_validator(mode="after")

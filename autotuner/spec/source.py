@@ -15,6 +15,7 @@ Two steps, both of which can fail with a located problem:
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -110,6 +111,14 @@ def render_template(file: str, text: str, environ: dict[str, str]) -> str:
         raise SourceError(
             SpecProblem(file, 1, 1, (), f"template took longer than {RENDER_SECONDS:g}s to render")
         ) from None
+    except jinja2.UndefinedError as exc:
+        line = _template_line(exc.__traceback__)
+        message = str(exc.message)
+        missing = re.search(r"'dict object' has no attribute '([^']+)'", message)
+        if missing:
+            name = missing.group(1)
+            message = f"environment variable {name} is not set: set it, or write {{{{ env.{name} | default('...') }}}}"
+        raise SourceError(SpecProblem(file, line, 1, (), f"template error: {message}")) from None
     except jinja2.TemplateError as exc:
         line = _template_line(exc.__traceback__)
         message = getattr(exc, "message", None) or str(exc)
