@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from decimal import Decimal
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
@@ -69,12 +70,12 @@ def parse_duration(value: Any) -> timedelta:
 
 def format_duration(value: timedelta) -> str:
     """The shortest exact spelling of a duration, so reports read like the spec that produced them."""
-    seconds = value.total_seconds()
-    for unit, scale in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
-        amount = seconds / scale
-        if amount >= 1 and abs(amount - round(amount, 3)) < 1e-9:
-            return f"{round(amount, 3):g}{unit}"
-    return f"{seconds * 1e6:g}us"
+    micros = value // timedelta(microseconds=1)
+    for unit, scale in (("h", 3_600_000_000), ("m", 60_000_000), ("s", 1_000_000), ("ms", 1_000)):
+        if micros >= scale and micros % (scale // 1000 or 1) == 0:
+            amount = (Decimal(micros) / Decimal(scale)).normalize()
+            return f"{amount:f}{unit}"
+    return f"{micros}us"
 
 
 def parse_fraction(value: Any) -> float:
@@ -159,7 +160,7 @@ def parse_percentile(value: Any) -> Percentile:
     if match:
         number = float(match.group(1))
         if 0 < number < 100:
-            return Percentile(f"p{match.group(1)}", number / 100.0)
+            return Percentile(f"p{match.group(1)}", round(number / 100.0, 12))
     raise ValueError(f"unknown percentile {value!r}: {PERCENTILE_HELP}")
 
 

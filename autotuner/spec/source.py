@@ -195,6 +195,7 @@ class _Builder:
         self.loader = loader
         self.positions = SourceMap()
         self.count = 0
+        self.open: set[int] = set()  # ids of the nodes being built: seeing one again means a recursive alias
 
     def _mark(self, node: yaml.Node) -> Mark:
         return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
@@ -208,6 +209,20 @@ class _Builder:
         if self.count > MAX_NODES:
             raise self._fail(node, path, f"more than {MAX_NODES} YAML nodes (are aliases expanding without bound?)")
         self.positions.values.setdefault(path, self._mark(node))
+        if id(node) in self.open:
+            raise self._fail(node, path, "recursive YAML alias: a value cannot contain itself")
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            self.open.add(id(node))
+            try:
+                return self._build_collection(node, path)
+            finally:
+                self.open.discard(id(node))
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError as exc:
+            raise self._fail(node, path, f"invalid value: {exc.problem}") from None
+
+    def _build_collection(self, node: yaml.Node, path: Path) -> Any:
         if isinstance(node, yaml.MappingNode):
             self.loader.flatten_mapping(node)  # resolves merge keys (<<: *anchor)
             result: dict[Any, Any] = {}
@@ -218,12 +233,7 @@ class _Builder:
                 self.positions.keys[path + (key,)] = self._mark(key_node)
                 result[key] = self.build(value_node, path + (key,))
             return result
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
-        try:
-            return self.loader.construct_object(node, deep=True)
-        except yaml.constructor.ConstructorError as exc:
-            raise self._fail(node, path, f"invalid value: {exc.problem}") from None
+        return [self.build(item, path + (index,)) for index, item in enumerate(node.value)]
 
     def _scalar_key(self, node: yaml.Node, path: Path) -> str | int:
         if not isinstance(node, yaml.ScalarNode):
