@@ -163,7 +163,8 @@ class _Evaluator(ast.NodeVisitor):
     def visit_Tuple(self, node: ast.Tuple) -> Any:
         return tuple(self.visit(item) for item in node.elts)
 
-    visit_List = visit_Tuple
+    def visit_List(self, node: ast.List) -> Any:
+        return tuple(self.visit(item) for item in node.elts)
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> Any:
         value = self.visit(node.operand)

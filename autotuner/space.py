@@ -71,13 +71,12 @@ class Config:
 def range_values(dimension: Range) -> list[int | float] | None:
     """The grid points of a range, or None for a continuous one. Decimal arithmetic keeps 0.1 steps exact."""
     if dimension.is_int:
-        step = int(dimension.step or 1)
-        return list(range(int(dimension.low), int(dimension.high) + 1, step))
+        return list(range(int(dimension.low), int(dimension.high) + 1, int(dimension.step or 1)))
     if dimension.step is None:
         return None
     low, high, step = (Decimal(repr(float(v))) for v in (dimension.low, dimension.high, dimension.step))
     count = int((high - low) / step) + 1
-    return [float(low + step * k) for k in range(count)]
+    return [float(low + step * index) for index in range(count)]
 
 
 def dimension_values(dimension: Choice | Range) -> list[Scalar] | None:

@@ -163,20 +163,27 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 
 def parse_yaml(file: str, text: str) -> SpecSource:
-    loader = yaml.SafeLoader(text)
+    loader: yaml.SafeLoader | None = None
     try:
+        loader = yaml.SafeLoader(text)  # the reader rejects control characters already here
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         what = exc.problem or "invalid YAML"
         raise SourceError(SpecProblem(file, line, column, (), f"YAML syntax error: {what}")) from None
+    except yaml.reader.ReaderError as exc:
+        line, column = _offset_to_mark(text, exc.position)
+        raise SourceError(
+            SpecProblem(file, line, column, (), f"not a text file: character {exc.character!r} is not allowed in YAML")
+        ) from None
     except yaml.YAMLError as exc:
         raise SourceError(SpecProblem(file, 1, 1, (), f"YAML error: {exc}")) from None
     except RecursionError:
         raise SourceError(SpecProblem(file, 1, 1, (), "YAML nesting is too deep")) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise SourceError(SpecProblem(file, 1, 1, (), "the spec is empty: expected a mapping with name, model, ..."))
     builder = _Builder(file, loader)
@@ -185,6 +192,11 @@ def parse_yaml(file: str, text: str) -> SpecSource:
     except RecursionError:
         raise SourceError(SpecProblem(file, 1, 1, (), "YAML nesting is too deep")) from None
     return SpecSource(file, data, builder.positions)
+
+
+def _offset_to_mark(text: str, offset: int) -> tuple[int, int]:
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
 
 
 class _Builder:

@@ -17,8 +17,11 @@ NAMES = ["n-parallel", "threads", "n-batch", "n-ubatch", "schedule-policy", "ena
         ("n-batch >= n-ubatch", {"n-batch": 512, "n-ubatch": 512}, True),
         ("n-batch - n-ubatch > 0", {"n-batch": 512, "n-ubatch": 256}, True),
         ("n-batch % n-ubatch == 0", {"n-batch": 768, "n-ubatch": 512}, False),
-        ("schedule-policy != 'lpm' or enable-prefix-caching", {"schedule-policy": "lpm", "enable-prefix-caching": False},
-         False),
+        (
+            "schedule-policy != 'lpm' or enable-prefix-caching",
+            {"schedule-policy": "lpm", "enable-prefix-caching": False},
+            False,
+        ),
         ("schedule-policy in ['fcfs', 'lpm']", {"schedule-policy": "lpm"}, True),
         ("not enable-prefix-caching", {"enable-prefix-caching": True}, False),
         ("max(threads, 1) * 2 == 4", {"threads": 2}, True),
@@ -62,8 +65,14 @@ def test_longer_name_wins_over_its_prefix() -> None:
     ],
 )
 def test_rejected(text: str, message: str) -> None:
-    with pytest.raises(ConstraintError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
-                       .replace("*", r"\*").replace("?", r"\?")):
+    with pytest.raises(
+        ConstraintError,
+        match=message.replace("(", r"\(")
+        .replace(")", r"\)")
+        .replace("[", r"\[")
+        .replace("*", r"\*")
+        .replace("?", r"\?"),
+    ):
         parse_constraint(text, NAMES)
 
 

@@ -56,7 +56,9 @@ def test_int_range_without_step_steps_by_one_and_float_is_continuous() -> None:
 
 
 def test_values_keep_their_types() -> None:
-    text = mutate("  threads: [1, 2]", "  threads: [1, 2]\n  flag: [true, false]\n  policy: [lpm, fcfs]\n  frac: [0.5, 1.0]")
+    text = mutate(
+        "  threads: [1, 2]", "  threads: [1, 2]\n  flag: [true, false]\n  policy: [lpm, fcfs]\n  frac: [0.5, 1.0]"
+    )
     config = next(space_of(text).grid())
     values = config.as_dict()
     assert type(values["flag"]) is bool and type(values["policy"]) is str
@@ -119,12 +121,14 @@ def test_distributions_and_round_trip_through_optuna() -> None:
 
 
 def test_float_and_int_ranges_map_to_optuna() -> None:
-    space = Space({
-        "a": Range(low=1, high=10, step=4),  # grid 1, 5, 9: high snapped to the last grid point
-        "b": Range(low=0.5, high=0.9, step=0.1),
-        "c": Range(low=1e-3, high=1.0, log=True),
-        "d": Range(low=1, high=64, log=True),
-    })
+    space = Space(
+        {
+            "a": Range(low=1, high=10, step=4),  # grid 1, 5, 9: high snapped to the last grid point
+            "b": Range(low=0.5, high=0.9, step=0.1),
+            "c": Range(low=1e-3, high=1.0, log=True),
+            "d": Range(low=1, high=64, log=True),
+        }
+    )
     d = space.distributions()
     assert d["a"] == optuna.distributions.IntDistribution(1, 9, step=4)
     assert d["b"] == optuna.distributions.FloatDistribution(0.5, 0.9, step=0.1)
@@ -152,6 +156,7 @@ def test_contains() -> None:
         ("random", False, 4, 20, "random"),
     ],
 )
-def test_planned_strategy(strategy: str, multi: bool, feasible: int | None, max_trials: int | None,
-                          expected: str) -> None:
+def test_planned_strategy(
+    strategy: str, multi: bool, feasible: int | None, max_trials: int | None, expected: str
+) -> None:
     assert planned_strategy(strategy, multi_objective=multi, feasible=feasible, max_trials=max_trials) == expected

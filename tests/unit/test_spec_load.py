@@ -40,7 +40,9 @@ def test_typed_values() -> None:
 
 
 def test_engine_args_keep_types_and_env_becomes_strings() -> None:
-    text = mutate("args: {n-ctx: 4096}", "args: {n-ctx: 4096, flash: true, ratio: 0.5, dtype: auto}\n  env: {A: 1, B: true}")
+    text = mutate(
+        "args: {n-ctx: 4096}", "args: {n-ctx: 4096, flash: true, ratio: 0.5, dtype: auto}\n  env: {A: 1, B: true}"
+    )
     spec = load_spec_text("s.yaml", text, environ={}).spec
     assert [type(v) for v in spec.engine.args.values()] == [int, bool, float, str]
     assert spec.engine.env == {"A": "1", "B": "1"}
@@ -64,21 +66,33 @@ workload: {scenarios: ["N(480,240)/(300,150)"], concurrency: [8]}
 
 
 def test_multi_objective() -> None:
-    text = mutate("objective: {maximize: output_throughput}",
-                  "objective: [{maximize: output_throughput}, {minimize: e2e_latency.p99}]")
+    text = mutate(
+        "objective: {maximize: output_throughput}",
+        "objective: [{maximize: output_throughput}, {minimize: e2e_latency.p99}]",
+    )
     spec = load_spec_text("s.yaml", text, environ={}).spec
     assert spec.multi_objective and [str(t) for t in spec.objective] == [
-        "maximize output_throughput", "minimize e2e_latency.p99"]
+        "maximize output_throughput",
+        "minimize e2e_latency.p99",
+    ]
 
 
 def test_template_reads_the_environment() -> None:
-    text = mutate("  launcher: process", '  launcher: docker\n  image: "lmsysorg/sglang:{{ env.SGLANG_TAG | default(\'v0.5.5\') }}"')
+    text = mutate(
+        "  launcher: process",
+        "  launcher: docker\n  image: \"lmsysorg/sglang:{{ env.SGLANG_TAG | default('v0.5.5') }}\"",
+    )
     assert load_spec_text("s.yaml", text, environ={}).spec.engine.image == "lmsysorg/sglang:v0.5.5"
-    assert load_spec_text("s.yaml", text, environ={"SGLANG_TAG": "v0.5.9"}).spec.engine.image == "lmsysorg/sglang:v0.5.9"
+    assert (
+        load_spec_text("s.yaml", text, environ={"SGLANG_TAG": "v0.5.9"}).spec.engine.image == "lmsysorg/sglang:v0.5.9"
+    )
 
 
 def test_template_blocks() -> None:
-    text = mutate("  threads: [1, 2]", "  threads: [{% for t in range(1, 4) %}{{ t }}{% if not loop.last %}, {% endif %}{% endfor %}]")
+    text = mutate(
+        "  threads: [1, 2]",
+        "  threads: [{% for t in range(1, 4) %}{{ t }}{% if not loop.last %}, {% endif %}{% endfor %}]",
+    )
     space = load_spec_text("s.yaml", text, environ={}).space
     assert {c.as_dict()["threads"] for c in space.grid()} == {1, 2, 3}
 
@@ -102,15 +116,19 @@ def test_template_output_is_bounded() -> None:
 
 
 def test_yaml_merge_keys_and_small_anchors_work() -> None:
-    text = mutate("slo:\n  ttft: {p90: 2s}", "slo:\n  ttft: &lat {p90: 2s}\n  e2e_latency_x: null") \
-        .replace("  e2e_latency_x: null\n", "").replace("e2e_latency: {p99: 10s}", "e2e_latency: *lat")
+    text = (
+        mutate("slo:\n  ttft: {p90: 2s}", "slo:\n  ttft: &lat {p90: 2s}\n  e2e_latency_x: null")
+        .replace("  e2e_latency_x: null\n", "")
+        .replace("e2e_latency: {p99: 10s}", "e2e_latency: *lat")
+    )
     spec = load_spec_text("s.yaml", text, environ={}).spec
     assert spec.slo.e2e_latency == spec.slo.ttft
 
 
 def test_alias_bomb_is_refused() -> None:
     bomb = "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
-        f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))
+        f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True)
+    )
     found = problems(bomb)
     assert len(found) == 1 and "more than 20000 YAML nodes" in found[0]
 

@@ -21,8 +21,18 @@ from autotuner.units import (
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("500ms", 0.5), ("2s", 2), ("1m", 60), ("2h", 7200), ("1.5h", 5400), ("250us", 0.00025), (3, 3), (0.25, 0.25),
-     ("10min", 600), (" 2 s ", 2)],
+    [
+        ("500ms", 0.5),
+        ("2s", 2),
+        ("1m", 60),
+        ("2h", 7200),
+        ("1.5h", 5400),
+        ("250us", 0.00025),
+        (3, 3),
+        (0.25, 0.25),
+        ("10min", 600),
+        (" 2 s ", 2),
+    ],
 )
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
@@ -41,11 +51,18 @@ def test_duration_format_round_trips(milliseconds: int) -> None:
 
 
 def test_duration_format_reads_like_a_spec() -> None:
-    assert [format_duration(timedelta(seconds=s)) for s in (0.08, 2, 60, 7200, 90)] == ["80ms", "2s", "1m", "2h", "1.5m"]
+    assert [format_duration(timedelta(seconds=s)) for s in (0.08, 2, 60, 7200, 90)] == [
+        "80ms",
+        "2s",
+        "1m",
+        "2h",
+        "1.5m",
+    ]
 
 
-@pytest.mark.parametrize(("text", "fraction"), [("1%", 0.01), ("0.5%", 0.005), ("100%", 1.0), (0.05, 0.05), (0, 0.0),
-                                                 (1, 1.0)])
+@pytest.mark.parametrize(
+    ("text", "fraction"), [("1%", 0.01), ("0.5%", 0.005), ("100%", 1.0), (0.05, 0.05), (0, 0.0), (1, 1.0)]
+)
 def test_fractions(text: object, fraction: float) -> None:
     assert parse_fraction(text) == pytest.approx(fraction)
 
@@ -67,8 +84,15 @@ def test_fraction_format() -> None:
 
 @pytest.mark.parametrize(
     ("text", "name", "quantile"),
-    [("mean", "mean", None), ("p50", "p50", 0.5), ("p90", "p90", 0.9), ("p99.9", "p99.9", 0.999), ("P99", "p99", 0.99),
-     ("max", "max", 1.0), ("p1", "p1", 0.01)],
+    [
+        ("mean", "mean", None),
+        ("p50", "p50", 0.5),
+        ("p90", "p90", 0.9),
+        ("p99.9", "p99.9", 0.999),
+        ("P99", "p99", 0.99),
+        ("max", "max", 1.0),
+        ("p1", "p1", 0.01),
+    ],
 )
 def test_percentiles(text: str, name: str, quantile: float | None) -> None:
     parsed = parse_percentile(text)
@@ -82,8 +106,9 @@ def test_bad_percentiles(text: object) -> None:
         parse_percentile(text)
 
 
-@pytest.mark.parametrize(("text", "size"), [("512MB", 512 * 10**6), ("4GiB", 4 * 2**30), ("2G", 2 * 10**9), (1024, 1024),
-                                             ("1.5KiB", 1536)])
+@pytest.mark.parametrize(
+    ("text", "size"), [("512MB", 512 * 10**6), ("4GiB", 4 * 2**30), ("2G", 2 * 10**9), (1024, 1024), ("1.5KiB", 1536)]
+)
 def test_sizes(text: object, size: int) -> None:
     assert parse_size(text) == size
 
