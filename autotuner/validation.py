@@ -131,6 +131,13 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
                 ("engine", "url"), f"engine.url is only for launcher endpoint (launcher is {engine.launcher})"
             )
         )
+    if engine.python is not None and engine.launcher != "process":
+        add(
+            source.problem(
+                ("engine", "python"),
+                f"engine.python is only used by the process launcher (launcher is {engine.launcher})",
+            )
+        )
     if engine.image is not None and engine.launcher in ("process", "endpoint"):
         add(
             source.problem(

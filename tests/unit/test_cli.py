@@ -36,7 +36,7 @@ def test_validate_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     code, out = run("validate", str(bad))
     assert code == 2
     assert out.splitlines() == [
-        f"{bad}:5:12: engine.runtime: unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang)",
+        f"{bad}:5:12: engine.runtime: unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang, sim)",
         f"{bad}:18:17: workload.max_requests: Input should be a valid integer, unable to parse string as an integer "
         "(got 'x')",
         "2 problem(s) in 1 file(s)",
@@ -56,7 +56,7 @@ def test_validate_json(tmp_path: Path) -> None:
                 "line": 5,
                 "column": 12,
                 "path": ["engine", "runtime"],
-                "message": "unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang)",
+                "message": "unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang, sim)",
             }
         ],
     }

@@ -114,7 +114,7 @@ CASES = [
     ),
     pytest.param(
         [("runtime: llamacpp", "runtime: vlm")],
-        ["s.yaml:5:12: engine.runtime: unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang)"],
+        ["s.yaml:5:12: engine.runtime: unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang, sim)"],
         id="unknown-runtime",
     ),
     pytest.param(
