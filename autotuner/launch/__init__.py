@@ -1,0 +1,38 @@
+"""Launchers: start an engine for a trial (process, docker, kubernetes, endpoint) and stop it without a trace."""
+
+from __future__ import annotations
+
+from .base import Deployment, InfrastructureError, Launcher, LaunchFailed, LaunchRequest, Mount
+from .endpoint import EndpointLauncher
+from .process import ProcessLauncher
+from .readiness import wait_until_ready
+
+__all__ = [
+    "Deployment",
+    "EndpointLauncher",
+    "InfrastructureError",
+    "LaunchFailed",
+    "LaunchRequest",
+    "Launcher",
+    "Mount",
+    "ProcessLauncher",
+    "launcher_for",
+    "wait_until_ready",
+]
+
+
+def launcher_for(kind: str) -> Launcher:
+    """The launcher for a spec's ``engine.launcher``; docker and kubernetes import their SDKs only when used."""
+    if kind == "process":
+        return ProcessLauncher()
+    if kind == "endpoint":
+        return EndpointLauncher()
+    if kind == "docker":
+        from .docker import DockerLauncher
+
+        return DockerLauncher()
+    if kind == "kubernetes":
+        from .kubernetes import KubernetesLauncher
+
+        return KubernetesLauncher()
+    raise ValueError(f"unknown launcher {kind!r}")
