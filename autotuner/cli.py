@@ -36,6 +36,26 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="list at most N configs")
     space.add_argument("--json", action="store_true", help="print the space as JSON")
     space.set_defaults(run=cmd_space)
+
+    serve = commands.add_parser("serve", help="start the engine for one config of a spec; Ctrl-C stops it")
+    serve.add_argument("spec", metavar="SPEC", help="a spec file")
+    serve.add_argument(
+        "--config",
+        metavar="ID",
+        default=None,
+        help="baseline, a config hash, or a readable id (name=value,...); default: the baseline",
+    )
+    serve.add_argument("--log-dir", default="reports/serve", metavar="DIR", help="where the engine log goes")
+    serve.set_defaults(run=cmd_serve)
+
+    reap = commands.add_parser("reap", help="stop engines that killed runs of the tool left running")
+    reap.add_argument(
+        "--launcher",
+        choices=("process", "docker", "kubernetes"),
+        action="append",
+        help="which launchers to check (default: process, and docker when a daemon answers)",
+    )
+    reap.set_defaults(run=cmd_reap)
     return parser
 
 
@@ -158,6 +178,44 @@ def cmd_space(args: argparse.Namespace, out: TextIO) -> int:
         print(f"  {config.hash}  {config.id}", file=out)
     if count is not None and count.feasible is not None and args.limit is not None and count.feasible > args.limit:
         print(f"  ... {count.feasible - args.limit} more (raise --limit to list them)", file=out)
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from .serve import ConfigNotFound, select_config, serve
+
+    try:
+        item = load_spec(args.spec)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=out)
+        return EXIT_INVALID
+    try:
+        config = select_config(item, args.config)
+    except ConfigNotFound as exc:
+        print(f"autotuner serve: {exc}", file=out)
+        return EXIT_INVALID
+    return serve(item, config, log_dir=Path(args.log_dir), out=out)
+
+
+def cmd_reap(args: argparse.Namespace, out: TextIO) -> int:
+    from .launch import InfrastructureError, launcher_for
+
+    kinds = args.launcher or ["process", "docker"]
+    for kind in kinds:
+        try:
+            stopped = launcher_for(kind).reap()
+        except (InfrastructureError, ImportError) as exc:
+            if args.launcher:
+                print(f"{kind}: {exc}", file=out)
+                return EXIT_INTERNAL
+            continue  # docker not available: nothing of ours can be running there
+        for item in stopped:
+            print(f"{kind}: stopped {item}", file=out)
+        if not stopped:
+            print(f"{kind}: nothing left running by earlier runs", file=out)
     return EXIT_OK
 
 

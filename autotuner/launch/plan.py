@@ -1,0 +1,48 @@
+"""From a spec and a config to a ``LaunchRequest``: the one place that decides what an engine is started with.
+
+Order of flags: the spec's fixed ``engine.args`` first, then the config's parameters (a parameter never repeats a
+fixed arg; validation refuses that). ``env.*`` parameters become engine environment variables and ``request.*``
+parameters are client-side (they never reach the engine's command line).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..engines.model import resolve_model
+from ..engines.profile import FlagValue, split_flags
+from ..engines.runtimes import profile_for
+from ..space import Config
+from ..validation import LoadedSpec
+from .base import LaunchRequest, Mount
+from .environment import engine_environment
+
+
+def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str, log_dir: Path) -> LaunchRequest:
+    spec = loaded.spec
+    engine = spec.engine
+    profile = profile_for(engine.runtime)
+    model = resolve_model(spec.model, engine.runtime, loaded.path.parent)
+    flags, config_env, _request_fields = split_flags(config.as_dict())
+    all_flags: dict[str, FlagValue] = {**engine.args, **flags}
+    mounts: tuple[Mount, ...] = ()
+    if engine.launcher == "docker" and model.local_path is not None:
+        folder = model.local_path if model.local_path.is_dir() else model.local_path.parent
+        mounts = (Mount(folder, str(folder), read_only=True),)
+    extra = {"url": engine.url} if engine.url else {}
+    return LaunchRequest(
+        run_id=run_id,
+        name=name,
+        profile=profile,
+        model=model.reference,
+        served_name=model.served_name,
+        flags=all_flags,
+        env=engine_environment(engine.env, config_env),
+        log_dir=log_dir,
+        startup_timeout=engine.startup_timeout.total_seconds(),
+        python=engine.python,
+        image=engine.image or profile.default_image,
+        gpus=engine.gpus,
+        mounts=mounts,
+        extra=extra,
+    )

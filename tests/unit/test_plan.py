@@ -1,0 +1,122 @@
+"""From spec + config to the engine's command line and environment (pure: no process is started)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autotuner.catalog import BUILTIN_MODELS
+from autotuner.engines.runtimes import LLAMACPP, SGLANG, VLLM
+from autotuner.launch.plan import launch_request
+from autotuner.serve import ConfigNotFound, select_config
+from autotuner.space import Config
+from autotuner.validation import load_spec_text
+
+from .specs import BASE, mutate
+
+
+def request_for(text: str, config: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    loaded = load_spec_text(str(tmp_path / "s.yaml"), text, environ={})
+    return launch_request(loaded, Config.of(config), run_id="r", name="trial-1", log_dir=tmp_path)  # type: ignore[arg-type]
+
+
+def test_llamacpp_command_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    request = request_for(BASE, {"n-parallel": 2, "threads": 1, "n-batch": 512}, tmp_path, monkeypatch)
+    argv = request.profile.argv(
+        "python", model=request.model, served_name=request.served_name, host="127.0.0.1", port=8000, flags=request.flags
+    )
+    assert argv == [
+        "python",
+        "-m",
+        "autotuner.engines.llamacpp_server",
+        "--model",
+        str(BUILTIN_MODELS["smollm2"].path()),
+        "--alias",
+        "smollm2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8000",
+        "--n-ctx",
+        "4096",
+        "--n-batch",
+        "512",
+        "--n-parallel",
+        "2",
+        "--threads",
+        "1",
+    ]
+    assert request.startup_timeout == 120 and request.profile is LLAMACPP
+
+
+def test_env_and_request_parameters_are_split(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = mutate("  threads: [1, 2]", "  threads: [1, 2]\n  env.OMP_NUM_THREADS: [1, 2]\n  request.temperature: [0.0]")
+    text = mutate("args: {n-ctx: 4096}", "args: {n-ctx: 4096}\n  env: {LLAMA_LOG: info}", text)
+    monkeypatch.setenv("https_proxy", "http://user:pw@proxy:3128")
+    request = request_for(
+        text,
+        {"n-parallel": 2, "threads": 1, "n-batch": 512, "env.OMP_NUM_THREADS": 2, "request.temperature": 0.0},
+        tmp_path,
+        monkeypatch,
+    )
+    assert "env.OMP_NUM_THREADS" not in request.flags and "request.temperature" not in request.flags
+    assert request.env["OMP_NUM_THREADS"] == "2" and request.env["LLAMA_LOG"] == "info"
+    assert request.env["https_proxy"] == request.env["HTTPS_PROXY"] == "http://user:pw@proxy:3128"
+
+
+def test_hf_token_reaches_engines_under_both_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_spec_text(str(tmp_path / "s.yaml"), BASE, environ={})
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_abcdefgh")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    request = launch_request(
+        loaded, Config.of({"n-parallel": 1, "threads": 1, "n-batch": 256}), run_id="r", name="t", log_dir=tmp_path
+    )
+    assert request.env["HF_TOKEN"] == request.env["HUGGING_FACE_HUB_TOKEN"] == "hf_abcdefgh"
+
+
+@pytest.mark.parametrize(
+    ("profile", "flags", "expected"),
+    [
+        (
+            VLLM,
+            {"enable-prefix-caching": False, "max-num-seqs": 64},
+            ["--no-enable-prefix-caching", "--max-num-seqs", "64"],
+        ),
+        (VLLM, {"enable-chunked-prefill": True}, ["--enable-chunked-prefill"]),
+        (
+            SGLANG,
+            {"disable-radix-cache": True, "mem-fraction-static": 0.85},
+            ["--disable-radix-cache", "--mem-fraction-static", "0.85"],
+        ),
+        (SGLANG, {"disable-radix-cache": False}, []),
+        (VLLM, {"cuda-graph-sizes": [1, 2, 4]}, ["--cuda-graph-sizes", "1", "2", "4"]),
+    ],
+)
+def test_flags_render_in_each_engines_style(profile, flags, expected) -> None:  # type: ignore[no-untyped-def]
+    assert profile.render_flags(flags) == expected
+
+
+def test_sglang_uses_model_path() -> None:
+    argv = SGLANG.argv("python3", model="Qwen/Qwen2.5-7B", served_name="qwen", host="0.0.0.0", port=30000, flags={})
+    assert argv[:6] == [
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "Qwen/Qwen2.5-7B",
+        "--served-model-name",
+    ]
+
+
+def test_select_config(tmp_path: Path) -> None:
+    loaded = load_spec_text(str(tmp_path / "s.yaml"), BASE, environ={})
+    assert select_config(loaded, None) == Config.of({"n-parallel": 1, "threads": 2})
+    assert select_config(loaded, "61b8535a9a").id == "n-batch=256,n-parallel=1,threads=1"
+    assert (
+        select_config(loaded, "n-batch=512,n-parallel=2,threads=1").hash
+        == Config.of({"n-batch": 512, "n-parallel": 2, "threads": 1}).hash
+    )
+    with pytest.raises(ConfigNotFound, match="no config 'nope'"):
+        select_config(loaded, "nope")
