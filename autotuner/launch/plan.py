@@ -29,7 +29,11 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
     if engine.launcher == "docker" and model.local_path is not None:
         folder = model.local_path if model.local_path.is_dir() else model.local_path.parent
         mounts = (Mount(folder, str(folder), read_only=True),)
-    extra = {"url": engine.url} if engine.url else {}
+    extra: dict[str, str] = {}
+    if engine.url:
+        extra["url"] = engine.url
+    if engine.launcher == "docker" and engine.python:
+        extra["python"] = engine.python  # the interpreter inside the image
     return LaunchRequest(
         run_id=run_id,
         name=name,

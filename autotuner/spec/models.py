@@ -168,7 +168,7 @@ class Engine(_Model):
     launcher: LauncherKind = "process"
     image: str | None = Field(default=None, min_length=1, max_length=300)  # docker / kubernetes
     url: str | None = None  # endpoint: the server to benchmark
-    python: str | None = None  # process: the interpreter that has the engine installed (default: the tool's own)
+    python: str | None = None  # the interpreter that has the engine (process: default ours; docker: in the image)
     args: dict[FlagName, ArgValue] = Field(default_factory=dict)
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     startup_timeout: Duration = timedelta(minutes=10)
