@@ -67,7 +67,7 @@ def serve(
     """Start, wait until ready, print how to reach it, then keep it up until interrupted (or ``until()``)."""
     spec = loaded.spec
     run_id = f"serve-{uuid.uuid4().hex[:8]}"
-    launcher = launcher_for(spec.engine.launcher)
+    launcher = launcher_for(spec.engine.launcher, spec.engine.kubernetes)
     for stopped in launcher.reap():
         print(f"stopped an engine left by an earlier run: {stopped}", file=out)
     request = launch_request(loaded, config, run_id=run_id, name=f"serve-{config.hash}", log_dir=log_dir)

@@ -131,13 +131,10 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
                 ("engine", "url"), f"engine.url is only for launcher endpoint (launcher is {engine.launcher})"
             )
         )
-    if engine.python is not None and engine.launcher != "process":
-        add(
-            source.problem(
-                ("engine", "python"),
-                f"engine.python is only used by the process launcher (launcher is {engine.launcher})",
-            )
-        )
+    if engine.python is not None and engine.launcher not in ("process", "docker"):
+        message = f"engine.python is only used by the process and docker launchers (launcher is {engine.launcher})"
+        add(source.problem(("engine", "python"), message))
+    _check_kubernetes_settings(source, spec, problems)
     if engine.image is not None and engine.launcher in ("process", "endpoint"):
         add(
             source.problem(
@@ -150,6 +147,22 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
     _check_grid(source, spec, space, problems)
     _check_baseline(source, spec, space, problems)
     return space, problems
+
+
+def _check_kubernetes_settings(source: SpecSource, spec: TuningSpec, problems: list[SpecProblem]) -> None:
+    engine = spec.engine
+    if not engine.kubernetes:
+        return
+    if engine.launcher != "kubernetes":
+        message = f"engine.kubernetes is only used by the kubernetes launcher (launcher is {engine.launcher})"
+        problems.append(source.problem(("engine", "kubernetes"), message))
+        return
+    from .launch.inferenceservice import ClusterSettings, ManifestError  # launcher knowledge, imported on demand
+
+    try:
+        ClusterSettings.from_extra(engine.kubernetes)
+    except ManifestError as exc:
+        problems.append(source.problem(("engine", "kubernetes"), str(exc)))
 
 
 def _build_space(source: SpecSource, spec: TuningSpec, problems: list[SpecProblem]) -> Space:

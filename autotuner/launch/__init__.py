@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .base import Deployment, InfrastructureError, Launcher, LaunchFailed, LaunchRequest, Mount
 from .endpoint import EndpointLauncher
 from .process import ProcessLauncher
@@ -21,8 +23,11 @@ __all__ = [
 ]
 
 
-def launcher_for(kind: str) -> Launcher:
-    """The launcher for a spec's ``engine.launcher``; docker and kubernetes import their SDKs only when used."""
+def launcher_for(kind: str, settings: Mapping[str, str] | None = None) -> Launcher:
+    """The launcher for a spec's ``engine.launcher``; docker and kubernetes import their SDKs only when used.
+
+    ``settings`` are the spec's ``engine.kubernetes`` (cluster, namespace), so reaping looks in the right place.
+    """
     if kind == "process":
         return ProcessLauncher()
     if kind == "endpoint":
@@ -34,5 +39,5 @@ def launcher_for(kind: str) -> Launcher:
     if kind == "kubernetes":
         from .kubernetes import KubernetesLauncher
 
-        return KubernetesLauncher()
+        return KubernetesLauncher(settings)
     raise ValueError(f"unknown launcher {kind!r}")

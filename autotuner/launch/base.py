@@ -77,6 +77,13 @@ class Deployment(abc.ABC):
     def stop(self, grace: float = 15.0) -> None:
         """Stop the engine (politely, then forcefully after ``grace`` seconds) and keep its whole log. Idempotent."""
 
+    def serving(self) -> bool:
+        """Launcher-specific proof, beyond a 200 from the health endpoint, that this engine serves (default: none).
+
+        Kubernetes uses it to require a Ready pod whose container really carries the tuned flags.
+        """
+        return True
+
     def read_log(self) -> str:
         try:
             return self.log_path.read_text(encoding="utf-8", errors="replace")

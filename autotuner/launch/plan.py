@@ -29,7 +29,7 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
     if engine.launcher == "docker" and model.local_path is not None:
         folder = model.local_path if model.local_path.is_dir() else model.local_path.parent
         mounts = (Mount(folder, str(folder), read_only=True),)
-    extra: dict[str, str] = {}
+    extra: dict[str, str] = dict(engine.kubernetes) if engine.launcher == "kubernetes" else {}
     if engine.url:
         extra["url"] = engine.url
     if engine.launcher == "docker" and engine.python:
@@ -45,7 +45,8 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
         log_dir=log_dir,
         startup_timeout=engine.startup_timeout.total_seconds(),
         python=engine.python,
-        image=engine.image or profile.default_image,
+        # kubernetes keeps the serving runtime's own image unless the spec pins one
+        image=engine.image if engine.launcher == "kubernetes" else engine.image or profile.default_image,
         gpus=engine.gpus,
         mounts=mounts,
         extra=extra,

@@ -49,7 +49,7 @@ def wait_until_ready(
         code = deployment.exit_code()
         if code is not None:
             raise failure_from_exit(deployment, profile, code)
-        if probe(health) == 200:
+        if probe(health) == 200 and deployment.serving():
             return time.monotonic() - started
         elapsed = time.monotonic() - started
         if elapsed > timeout:

@@ -173,6 +173,8 @@ class Engine(_Model):
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     startup_timeout: Duration = timedelta(minutes=10)
     gpus: int = Field(default=0, ge=0, le=64)
+    # kubernetes launcher settings: namespace, base_model, runtime, service_url, hf_token_secret, ... (README)
+    kubernetes: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("url")
     @classmethod

@@ -1,0 +1,1 @@
+"""Benchmarking with genai-bench: tokenizers, runs, and what the runs measured."""
