@@ -42,11 +42,12 @@ def read_experiment(folder: Path, expected: Iterable[LevelKey]) -> dict[LevelKey
             reason = (
                 f"not run: genai-bench stopped after level {stopped_at} failed"
                 if stopped_at
-                else "no result file: the level completed no request (engine down or every request failed)"
+                else "no result file: no request finished (succeeded or failed) within the level's time limit "
+                "(requests too slow or the engine hung)"
             )
             result = LevelFailure(key, reason)
-        if isinstance(result, LevelFailure) and stopped_at is None:
-            stopped_at = key
+        elif isinstance(result, LevelFailure) and stopped_at is None:
+            stopped_at = key  # a debug file: genai-bench raised and exited 1, later levels never ran
         results[key] = result
     return results
 
@@ -63,7 +64,7 @@ def _read_file(path: Path, *, debug: bool) -> LevelResult | None:
     if debug:
         errors = sum(1 for s in samples if not s.ok)
         first = next((s.error_message for s in samples if s.error_message), None)
-        detail = f"; first error: {first[:200]}" if first else ""
+        detail = f"; first error: {_shorten(first)}" if first else ""
         return LevelFailure(
             key,
             f"genai-bench could not aggregate this level ({len(samples)} requests, {errors} failed{detail})",
@@ -107,6 +108,11 @@ def _stats(stats: Mapping[str, Any], scale: float) -> dict[str, dict[str, float 
         factor = scale if name in LATENCIES else 1.0
         result[name] = {k: (None if v is None else float(v) * factor) for k, v in values.items()}
     return result
+
+
+def _shorten(message: str) -> str:
+    """Keep the start and the end of a long error: the cause ("Connection refused") is usually at the end."""
+    return message if len(message) <= 300 else f"{message[:100]} ... {message[-180:]}"
 
 
 def _number(value: Any) -> float:
