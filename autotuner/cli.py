@@ -134,12 +134,19 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def cmd_space(args: argparse.Namespace, out: TextIO) -> int:
+def _load_or_report(path: str, out: TextIO) -> LoadedSpec | None:
+    """One spec, or None after printing its problems (the commands that take one spec share this)."""
     try:
-        item = load_spec(args.spec)
+        return load_spec(path)
     except SpecError as exc:
         for problem in exc.problems:
             print(problem, file=out)
+        return None
+
+
+def cmd_space(args: argparse.Namespace, out: TextIO) -> int:
+    item = _load_or_report(args.spec, out)
+    if item is None:
         return EXIT_INVALID
     space = item.space
     count = space.count()
@@ -186,11 +193,8 @@ def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from .serve import ConfigNotFound, select_config, serve
 
-    try:
-        item = load_spec(args.spec)
-    except SpecError as exc:
-        for problem in exc.problems:
-            print(problem, file=out)
+    item = _load_or_report(args.spec, out)
+    if item is None:
         return EXIT_INVALID
     try:
         config = select_config(item, args.config)
