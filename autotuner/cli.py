@@ -29,6 +29,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate = commands.add_parser("validate", help="check tuning specs and report every problem with its location")
     validate.add_argument("paths", nargs="+", metavar="PATH", help="spec files or folders (searched recursively)")
     validate.add_argument("--json", action="store_true", help="print problems and specs as JSON")
+    validate.add_argument(
+        "--no-engine-flags",
+        action="store_true",
+        help="skip checking flags with the installed engines' own parsers (faster)",
+    )
     validate.set_defaults(run=cmd_validate)
 
     space = commands.add_parser("space", help="print the size of a spec's search space and list its configs")
@@ -82,6 +87,7 @@ def _summary(item: LoadedSpec) -> dict[str, object]:
         "grid": count.total if count else None,
         "configs": feasible,
         "strategy": spec.search.strategy,
+        "flags": item.flags_checked_with,
         "planned_strategy": planned_strategy(
             spec.search.strategy,
             multi_objective=spec.multi_objective,
@@ -93,7 +99,7 @@ def _summary(item: LoadedSpec) -> dict[str, object]:
 
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        loaded = load_specs(args.paths)
+        loaded = load_specs(args.paths, engine_flags=not args.no_engine_flags)
     except SpecError as exc:
         if args.json:
             json.dump(
@@ -127,7 +133,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
         )
         print(
             f"ok  {s['file']}  {s['name']}: {s['runtime']} via {s['launcher']}, {size}, "
-            f"strategy {s['strategy']} -> {s['planned_strategy']}",
+            f"strategy {s['strategy']} -> {s['planned_strategy']}" + (f", flags: {s['flags']}" if s["flags"] else ""),
             file=out,
         )
     print(f"{len(summaries)} spec(s) valid", file=out)

@@ -10,6 +10,7 @@ Validation runs in two passes so that a person sees every problem at once:
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ class LoadedSpec:
     digest: str
     space: Space
     source: SpecSource
+    flags_checked_with: str | None = None  # what the engine flags were checked with, or why they were not
 
 
 def discover(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -60,8 +62,17 @@ def load_spec_text(file: str, text: str, environ: Mapping[str, str] | None = Non
     return LoadedSpec(spec, Path(file), digest, space, source)
 
 
-def load_specs(paths: Sequence[str | os.PathLike[str]], environ: Mapping[str, str] | None = None) -> list[LoadedSpec]:
-    """Load every spec under ``paths``; all problems of all files are collected before raising."""
+def load_specs(
+    paths: Sequence[str | os.PathLike[str]],
+    environ: Mapping[str, str] | None = None,
+    *,
+    engine_flags: bool = False,
+) -> list[LoadedSpec]:
+    """Load every spec under ``paths``; all problems of all files are collected before raising.
+
+    ``engine_flags`` also checks every flag against the installed engines' own parsers (seconds for vLLM), once
+    for all specs of a runtime; an engine that is not installed leaves its specs "not checked", never invalid.
+    """
     files = discover(paths)
     if not files:
         where = ", ".join(str(p) for p in paths) or "."
@@ -79,6 +90,12 @@ def load_specs(paths: Sequence[str | os.PathLike[str]], environ: Mapping[str, st
         if other is not item:
             message = f"spec name {item.spec.name!r} is already used by {other.path}"
             problems.append(item.source.problem(("name",), message))
+    if engine_flags and loaded:
+        from .flag_validation import engine_flag_problems  # runs engines' parsers: only when asked
+
+        report = engine_flag_problems([(item.source, item.spec) for item in loaded])
+        problems.extend(report.problems)
+        loaded = [dataclasses.replace(i, flags_checked_with=report.checked_with.get(i.source.file)) for i in loaded]
     if problems:
         raise SpecError(problems)
     return loaded

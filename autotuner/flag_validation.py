@@ -1,0 +1,80 @@
+"""Spec problems found by the engines' own argument parsers: unknown flags and values they refuse, located.
+
+Why a pass of its own: the other spec checks are pure; this one asks an installed engine (vLLM's import alone
+takes seconds), so it runs once for all specs being validated, with one parser build per (runtime, interpreter)
+(``engines.flags.check_many``). Every fixed arg and every value a parameter can take is checked: each value of a
+list, both ends of a range. An engine that is not installed leaves its specs "not checked", never invalid, and
+the report says which interpreter was tried, so a person knows what ``ok`` covered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from .engines.flagcheck import UNKNOWN
+from .engines.flags import FlagProblem, check_many
+from .engines.profile import FlagValue
+from .spec import Choice, SpecProblem, TuningSpec
+from .spec.problems import Path
+from .spec.source import SpecSource
+
+# Launchers whose engine takes flags. For docker and kubernetes the local parser stands in for the image's.
+LAUNCHING = ("process", "docker", "kubernetes")
+
+
+@dataclass(frozen=True)
+class FlagReport:
+    """Problems for every spec, and per spec file what its flags were checked with (or why they were not)."""
+
+    problems: list[SpecProblem]
+    checked_with: dict[str, str]
+
+
+def engine_flag_problems(specs: Sequence[tuple[SpecSource, TuningSpec]]) -> FlagReport:
+    """Check the flags of ``specs`` (source and typed spec of each) against their engines' parsers."""
+    groups: dict[tuple[str, str | None], list[tuple[SpecSource, TuningSpec]]] = {}
+    for source, spec in specs:
+        if spec.engine.launcher in LAUNCHING:
+            python = spec.engine.python if spec.engine.launcher == "process" else None
+            groups.setdefault((spec.engine.runtime, python), []).append((source, spec))
+    problems: list[SpecProblem] = []
+    checked_with: dict[str, str] = {}
+    for (runtime, python), members in groups.items():
+        located = [list(flag_values(spec)) for _, spec in members]
+        checks = check_many(runtime, [[(name, value) for name, value, _ in values] for values in located], python)
+        for (source, spec), values, check in zip(members, located, checks, strict=True):
+            note = check.checked_with
+            if check.available and spec.engine.launcher != "process":
+                note += f"; the engine in {spec.engine.image or 'the default image'} may be another release"
+            checked_with[source.file] = note
+            where = {(name, _key(value)): path for name, value, path in values}
+            found = [_located(source, where, problem) for problem in check.problems]
+            problems.extend(dict.fromkeys(found))  # an unknown parameter is one problem, whatever its values
+    return FlagReport(problems, checked_with)
+
+
+def flag_values(spec: TuningSpec) -> Iterator[tuple[str, FlagValue, Path]]:
+    """Each (flag, value) a trial of ``spec`` can pass, with where it is written; env.*/request.* included
+    (``check_many`` skips them)."""
+    for name, value in spec.engine.args.items():
+        yield name, value, ("engine", "args", name)
+    for name, dimension in spec.parameters.items():
+        if isinstance(dimension, Choice):
+            for index, choice in enumerate(dimension.values):
+                yield name, choice, ("parameters", name, index)
+        else:
+            yield name, dimension.low, ("parameters", name, "low")
+            yield name, dimension.high, ("parameters", name, "high")
+
+
+def _key(value: FlagValue) -> str:
+    return f"{type(value).__name__}:{value!r}"  # True and 1 are different values here
+
+
+def _located(source: SpecSource, where: dict[tuple[str, str], Path], problem: FlagProblem) -> SpecProblem:
+    path = where.get((problem.name, _key(problem.value)), ())
+    if problem.kind == UNKNOWN and path[:1] == ("parameters",):
+        path = path[:2]  # an unknown name is the parameter's key, not one of its values
+    message = problem.message.removeprefix(f"{problem.name}: ")  # the located problem names the flag already
+    return source.problem(path, message, at_key=problem.kind == UNKNOWN)
