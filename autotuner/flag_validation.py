@@ -5,6 +5,10 @@ takes seconds), so it runs once for all specs being validated, with one parser b
 (``engines.flags.check_many``). Every fixed arg and every value a parameter can take is checked: each value of a
 list, both ends of a range. An engine that is not installed leaves its specs "not checked", never invalid, and
 the report says which interpreter was tried, so a person knows what ``ok`` covered.
+
+A docker spec is checked by a local parser when there is one (the report then warns that the image may hold
+another release), else by the ``--help`` of the engine in its own image when that image is in the local Docker
+daemon (``engines.image_help``): the image the trials will run, read without pulling anything.
 """
 
 from __future__ import annotations
@@ -15,11 +19,13 @@ from dataclasses import dataclass
 from .engines.flagcheck import UNKNOWN
 from .engines.flags import FlagProblem, check_many
 from .engines.profile import FlagValue
+from .engines.runtimes import profile_for
 from .spec import Choice, SpecProblem, TuningSpec
 from .spec.problems import Path
 from .spec.source import SpecSource
 
-# Launchers whose engine takes flags. For docker and kubernetes the local parser stands in for the image's.
+# Launchers whose engine takes flags. For docker and kubernetes a local parser stands in for the image's when there
+# is one; without one, a docker spec's image answers through its --help (kubernetes images may not be local).
 LAUNCHING = ("process", "docker", "kubernetes")
 
 
@@ -33,19 +39,30 @@ class FlagReport:
 
 def engine_flag_problems(specs: Sequence[tuple[SpecSource, TuningSpec]]) -> FlagReport:
     """Check the flags of ``specs`` (source and typed spec of each) against their engines' parsers."""
-    groups: dict[tuple[str, str | None], list[tuple[SpecSource, TuningSpec]]] = {}
+    groups: dict[tuple[str, str | None, str | None, str | None], list[tuple[SpecSource, TuningSpec]]] = {}
     for source, spec in specs:
-        if spec.engine.launcher in LAUNCHING:
-            python = spec.engine.python if spec.engine.launcher == "process" else None
-            groups.setdefault((spec.engine.runtime, python), []).append((source, spec))
+        engine = spec.engine
+        if engine.launcher in LAUNCHING:
+            python = engine.python if engine.launcher == "process" else None
+            image = container_python = None
+            if engine.launcher == "docker":  # the image and interpreter the docker launcher will run
+                image = engine.image or profile_for(engine.runtime).default_image
+                container_python = engine.python
+            groups.setdefault((engine.runtime, python, image, container_python), []).append((source, spec))
     problems: list[SpecProblem] = []
     checked_with: dict[str, str] = {}
-    for (runtime, python), members in groups.items():
+    for (runtime, python, image, container_python), members in groups.items():
         located = [list(flag_values(spec)) for _, spec in members]
-        checks = check_many(runtime, [[(name, value) for name, value, _ in values] for values in located], python)
+        checks = check_many(
+            runtime,
+            [[(name, value) for name, value, _ in values] for values in located],
+            python,
+            image=image,
+            container_python=container_python,
+        )
         for (source, spec), values, check in zip(members, located, checks, strict=True):
             note = check.checked_with
-            if check.available and spec.engine.launcher != "process":
+            if check.available and spec.engine.launcher != "process" and check.image_id is None:
                 note += f"; the engine in {spec.engine.image or 'the default image'} may be another release"
             checked_with[source.file] = note
             where = {(name, _key(value)): path for name, value, path in values}

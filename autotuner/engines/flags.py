@@ -8,10 +8,14 @@ means is the engine's parser of the installed release (flags move between releas
 - ``vllm`` and ``sglang``: their parsers, built by the engine's own interpreter running ``flagcheck.py`` by path
   (the engines live in their own environments). Importing vLLM takes seconds, so all flags of all specs of one
   runtime are checked in one subprocess call (:func:`check_many`), and answers are cached per
-  (runtime, interpreter) for the life of the process.
+  (runtime, interpreter) for the life of the process;
+- a spec whose engine runs in a container image (docker launcher) while no local interpreter has the engine (or
+  it does not import there): the ``--help`` of the server in that image, if the image is in the local Docker
+  daemon (:mod:`.image_help`, never pulled). A help text shows names, switches and ``{a,b}`` choices, not value
+  types, so this check covers less than a parser's; the report says which one was used.
 
-An engine that is not installed is "not checked", never an error: the result says which interpreter was tried.
-``env.*`` and ``request.*`` names are not engine flags and are skipped.
+An engine that is not installed is "not checked", never an error: the result says which interpreter (and which
+image) was tried. ``env.*`` and ``request.*`` names are not engine flags and are skipped.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ class FlagCheck:
     problems: tuple[FlagProblem, ...] = ()
     skipped: tuple[str, ...] = ()  # env.* and request.* names
     deprecated: tuple[str, ...] = ()  # accepted, but the engine marks them deprecated (vLLM does)
+    image_id: str | None = None  # set when the flags were checked with the --help of this image (the spec's own)
 
     @property
     def ok(self) -> bool:
@@ -73,11 +78,16 @@ class FlagCheck:
 
 @dataclass
 class _Answers:
-    """What one parser said so far, per rendered flag; ``engine`` is None while it could not be built."""
+    """What one parser said so far, per rendered flag; ``engine`` is None while it could not be built.
+
+    ``source`` replaces "engine (interpreter)" in reports when the answers came from elsewhere (an image's help).
+    """
 
     engine: str | None
     reason: str = ""
     results: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    source: str | None = None
+    image_id: str | None = None
 
 
 _CACHE: dict[tuple[str, str], _Answers] = {}
@@ -104,24 +114,52 @@ def engine_python(runtime: str, python: str | None = None) -> str | None:
     return None
 
 
-def check_flags(runtime: str, flags: Mapping[str, FlagValue], python: str | None = None) -> FlagCheck:
+def check_flags(
+    runtime: str,
+    flags: Mapping[str, FlagValue],
+    python: str | None = None,
+    *,
+    image: str | None = None,
+    container_python: str | None = None,
+) -> FlagCheck:
     """Check one spec's flags (fixed args and one value per parameter); see :func:`check_many` for many."""
-    return check_many(runtime, [list(flags.items())], python)[0]
+    return check_many(runtime, [list(flags.items())], python, image=image, container_python=container_python)[0]
 
 
-def check_values(runtime: str, pairs: Iterable[Pair], python: str | None = None) -> FlagCheck:
+def check_values(
+    runtime: str,
+    pairs: Iterable[Pair],
+    python: str | None = None,
+    *,
+    image: str | None = None,
+    container_python: str | None = None,
+) -> FlagCheck:
     """Like :func:`check_flags`, but a name may come with several values (each value of a search parameter)."""
-    return check_many(runtime, [list(pairs)], python)[0]
+    return check_many(runtime, [list(pairs)], python, image=image, container_python=container_python)[0]
 
 
-def check_many(runtime: str, flag_sets: Sequence[Sequence[Pair]], python: str | None = None) -> list[FlagCheck]:
-    """Check several specs' flags of one runtime with one parser build (one subprocess for vLLM/SGLang)."""
+def check_many(
+    runtime: str,
+    flag_sets: Sequence[Sequence[Pair]],
+    python: str | None = None,
+    *,
+    image: str | None = None,
+    container_python: str | None = None,
+) -> list[FlagCheck]:
+    """Check several specs' flags of one runtime with one parser build (one subprocess for vLLM/SGLang).
+
+    ``python`` is a local interpreter with the engine (see :func:`engine_python`). ``image`` is the container
+    image the specs run in (docker launcher) and ``container_python`` the interpreter inside it: when no local
+    interpreter answers, that image's ``--help`` is read instead, if the image is in the local Docker daemon.
+    """
     profile = profile_for(runtime)
     rendered = [[(name, value, profile.render_flag(name, value)) for name, value in pairs] for pairs in flag_sets]
     wanted = list(
         dict.fromkeys((name, tuple(tokens)) for items in rendered for name, _, tokens in items if _is_flag(name))
     )
     answers, where = _answers(runtime, python, wanted)
+    if answers.engine is None and image is not None:
+        answers = _image_answers(runtime, image, container_python, wanted, answers.reason)
     if answers.engine is None:
         return [
             FlagCheck(runtime, False, f"not checked: {answers.reason}", skipped=_skipped(pairs)) for pairs in flag_sets
@@ -138,8 +176,10 @@ def check_many(runtime: str, flag_sets: Sequence[Sequence[Pair]], python: str | 
                 problems.append(_problem(runtime, name, value, result))
             elif result.get("deprecated"):
                 deprecated[name] = None
-        where_from = f"{answers.engine} ({where})"
-        checks.append(FlagCheck(runtime, True, where_from, tuple(problems), _skipped(pairs), tuple(deprecated)))
+        where_from = answers.source or f"{answers.engine} ({where})"
+        checks.append(
+            FlagCheck(runtime, True, where_from, tuple(problems), _skipped(pairs), tuple(deprecated), answers.image_id)
+        )
     return checks
 
 
@@ -206,6 +246,27 @@ def _answers(runtime: str, python: str | None, wanted: Sequence[Key]) -> tuple[_
         return answers, where
 
 
+def _image_answers(
+    runtime: str, image: str, container_python: str | None, wanted: Sequence[Key], local_reason: str
+) -> _Answers:
+    """Answers from the ``--help`` of the engine in ``image`` (no local interpreter answered: ``local_reason``).
+
+    Not cached here: :mod:`.image_help` keeps each image's parsed help, and checking flags against it is cheap.
+    """
+    from . import help_text, image_help  # the Docker SDK is imported only when an image is asked
+
+    try:
+        found = image_help.image_help(runtime, image, container_python)
+    except image_help.HelpUnavailable as unavailable:
+        if local_reason.startswith(f"no {runtime} interpreter found"):  # engine.python is the image's, for docker
+            local = f"no local {runtime} interpreter either (set {PYTHON_ENV.get(runtime, 'engine.python')})"
+        else:
+            local = f"locally: {local_reason}"
+        return _Answers(None, f"{unavailable}; {local}")
+    results = dict(zip(wanted, help_text.check_all(found.help, wanted), strict=True))
+    return _Answers(runtime, results=results, source=found.describe(), image_id=found.image_id)
+
+
 def _ask_subprocess(runtime: str, python: str, flags: Sequence[Key]) -> _Answers:
     """Run flagcheck.py with the engine's interpreter; any failure to get an answer means "not available"."""
     argv = script_argv(python, Path(flagcheck.__file__), runtime)
@@ -232,6 +293,9 @@ def _ask_subprocess(runtime: str, python: str, flags: Sequence[Key]) -> _Answers
 
 
 def clear_cache() -> None:
-    """Forget every parser's answers (tests; a process that installs an engine while it runs)."""
+    """Forget every parser's answers (tests; a process that installs an engine while it runs).
+
+    Images' helps are kept: an image id names fixed content (``image_help.clear_cache`` forgets them).
+    """
     with _LOCK:
         _CACHE.clear()
