@@ -21,10 +21,10 @@ venv=${AUTOTUNER_SGLANG_VENV:-$HOME/.cache/autotuner/venvs/sglang}
 spec=${AUTOTUNER_SGLANG_SPEC:-sglang==0.5.23}
 base=${AUTOTUNER_SGLANG_BASE:-python3}
 torch_spec=${AUTOTUNER_SGLANG_TORCH:-torch==2.13.0}
-recipe=1  # bump when the steps below change, so existing venvs are brought up to date
+recipe=2  # bump when the steps below change, so existing venvs are brought up to date
 read -r -a extra <<<"${AUTOTUNER_SGLANG_PIP_ARGS:-}"
 imports=(numpy orjson psutil pybase64 requests packaging pillow starlette msgspec pydantic pyzmq tqdm ipython aiohttp
-  triton)
+  triton huggingface_hub)  # huggingface_hub: launch_server imports it before parsing (--help needs it)
 python="$venv/bin/python"
 marker="$venv/.autotuner-ready"
 want="$spec $torch_spec recipe $recipe"

@@ -125,6 +125,9 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
     if engine.launcher == "endpoint":
         if engine.url is None:
             add(source.problem(("engine",), "launcher endpoint needs engine.url, the server to benchmark"))
+        if engine.args:
+            message = "launcher endpoint starts nothing, so fixed flags would be silently ignored: remove engine.args"
+            add(source.problem(("engine", "args"), message))
         launch_params = [n for n in spec.parameters if not n.startswith("request.")]
         for name in launch_params:
             add(

@@ -1,8 +1,13 @@
-"""The endpoint launcher: benchmark a server that is already running; nothing is started or stopped."""
+"""The endpoint launcher: benchmark a server that is already running; nothing is started or stopped.
+
+So no launch flag can reach the server: a request that carries some (a spec's ``engine.args``) is refused, never
+silently dropped, or the results would be read as those flags' and they are not.
+"""
 
 from __future__ import annotations
 
-from .base import Deployment, Launcher, LaunchRequest
+from ..secrets import Masker
+from .base import Deployment, InfrastructureError, Launcher, LaunchRequest
 
 
 class EndpointDeployment(Deployment):
@@ -27,4 +32,12 @@ class EndpointLauncher(Launcher):
         url = request.extra.get("url")
         if not url:
             raise ValueError("the endpoint launcher needs engine.url")
+        if request.flags:
+            flags = " ".join(request.profile.render_flags(request.flags))
+            raise InfrastructureError(
+                Masker.from_environ().mask(
+                    f"launcher endpoint starts nothing, so the launch flags {flags} cannot reach the server at "
+                    f"{url}: remove them (engine.args), or use a launcher that starts the engine"
+                )
+            )
         return EndpointDeployment(url, request)

@@ -3,6 +3,10 @@
 A subclass provides the ``launcher`` fixture and ``request(tmp_path, **overrides)``, and ``left_running(dep)``
 which says what of a deployment is still alive on the machine (processes, containers). The engine under test is
 the ``sim`` double wherever the launcher can run it, so the contract runs in seconds.
+
+Every test runs for every launcher; none is skipped. Where a test's premise cannot hold for a launcher (the
+endpoint launcher starts no engine, so it has no flags to get wrong and sees no exit code), the subclass overrides
+it under the same name with what the contract means there, and says why in its docstring.
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """The kubernetes launcher against a local, faithful stand-in for a cluster with OME (``fake_kubernetes``).
 
-The kubernetes client is the real one and speaks HTTP to the fake API server. Where a test needs the engine to
-really serve, the fake pod's service URL points at a real engine: the ``sim`` engine started with the process
-launcher (standing in for the engine container behind OME's Service), so readiness and chat completions go to a
-real HTTP server, and the fake pod's log is that engine's real log file.
+The kubernetes client is the real one and speaks HTTP to the fake API server. ``TestKubernetesLauncher`` runs the
+whole launcher contract with the fake kubelet running each pod's container for real: the ``sim`` engine, started
+from the InferenceService's own command line, reached through the API server's service proxy, its output served
+as the pod log, stopped when the InferenceService is deleted.
+
+The tests after it script the pod's status instead, for what no local process can produce (a cgroup OOM kill, a
+crash loop, an image pull failure, an unschedulable pod, OME dropping the tuned flags). Where such a test needs the
+engine to really serve, the service URL points at a sim engine started with the process launcher, and the pod's
+log is that engine's real log file.
 """
 
 from __future__ import annotations
@@ -15,22 +20,36 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 import yaml
 
 from autotuner.engines.profile import FailureKind
 from autotuner.engines.runtimes import SIM
-from autotuner.launch import InfrastructureError, LaunchFailed, LaunchRequest, ProcessLauncher, wait_until_ready
-from autotuner.launch.inferenceservice import ClusterSettings, render, validate
+from autotuner.launch import (
+    Deployment,
+    InfrastructureError,
+    LaunchFailed,
+    LaunchRequest,
+    ProcessLauncher,
+    pod_status,
+    wait_until_ready,
+)
+from autotuner.launch.inferenceservice import ClusterSettings, render, resource_name, validate
 from autotuner.launch.kubernetes import KubernetesDeployment, KubernetesLauncher
 from autotuner.launch.ownership import Owner
 from autotuner.launch.process import ProcessDeployment, free_port
 
 from .engine_http import chat
-from .fake_kubernetes import FakeCluster, serve
-from .launcher_contract import run_owner_and_kill_it
+from .fake_kubernetes import MODEL_ROOT, FakeCluster, serve, service_url
+from .launcher_contract import LauncherContract, run_owner_and_kill_it
 
 FLAGS = {"time-scale": 0.05}
+# How the owner process of the reaping test (run_owner_and_kill_it) finds this test's fake API server.
+KUBE_HOST = "AUTOTUNER_TEST_KUBE_HOST"
+# A hub-id-like name, so the InferenceService names a runtime that loads the model itself: with a base model the
+# engine gets --model $(MODEL_PATH), and the sim (which serves under its --model) would answer to the path instead.
+CONTRACT_MODEL = "autotuner/sim-model"
 
 
 @pytest.fixture(autouse=True)
@@ -48,6 +67,7 @@ def cluster() -> Iterator[FakeCluster]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+        fake.close()  # no container process outlives the test, whatever it did
 
 
 @pytest.fixture
@@ -63,6 +83,131 @@ def engine(tmp_path: Path) -> Iterator[ProcessDeployment]:
         yield deployment
     finally:
         deployment.stop()
+
+
+class TestKubernetesLauncher(LauncherContract):
+    """The launcher contract on the fake cluster, its kubelet running the sim engine as the pod's container."""
+
+    cluster: FakeCluster
+
+    @staticmethod
+    def make_launcher() -> KubernetesLauncher:
+        return KubernetesLauncher()
+
+    @pytest.fixture
+    def launcher(self, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> KubernetesLauncher:
+        cluster.phase = "run"
+        monkeypatch.setenv(KUBE_HOST, cluster.url)
+        self.cluster = cluster
+        return self.make_launcher()
+
+    def request(self, tmp_path: Path, **overrides: Any) -> LaunchRequest:
+        """The cluster from ``$AUTOTUNER_TEST_KUBE_HOST``, so the reaping test's owner process reaches it too."""
+        api = os.environ[KUBE_HOST]
+        extra = {
+            "kube_host": api, "service_url": service_url(api), "runtime": "sim-runtime", "log_interval": "0.2",
+            "delete_timeout": "30", "termination_grace": "10", **overrides.pop("extra", {}),
+        }  # fmt: skip
+        values: dict[str, Any] = dict(
+            run_id="k8s-contract", name="trial-0", profile=SIM, model=CONTRACT_MODEL, served_name=CONTRACT_MODEL,
+            flags={**FLAGS, **overrides.pop("flags", {})}, env={}, log_dir=tmp_path / "logs", extra=extra,
+        )  # fmt: skip
+        values.update(overrides)
+        return LaunchRequest(**values)
+
+    def left_running(self, deployment: Deployment) -> list[str]:
+        """The InferenceService, its pods, and the real process groups the fake kubelet started for it."""
+        assert isinstance(deployment, KubernetesDeployment)
+        name = deployment.name
+        left = [f"InferenceService {name}" for service in self.cluster.service_names() if service == name]
+        left += [f"pod {pod}" for pod in self.cluster.pod_names(name)]
+        left += [f"process group {c.process.pid}" for c in self.cluster.running_containers(name) if c.process]
+        return left
+
+    # ---- kubernetes specifics, with a container that really runs
+
+    def test_the_pod_runs_what_the_inferenceservice_says(self, launcher: KubernetesLauncher, tmp_path: Path) -> None:
+        """The tuned command line reaches the process, the pod spec keeps OME's 0.0.0.0:8080, the log streams."""
+        request = self.request(tmp_path, flags={"startup-delay": 1})
+        with launcher.start(request) as deployment:
+            assert isinstance(deployment, KubernetesDeployment)
+            [container] = self.cluster.running_containers(deployment.name)
+            [pod] = deployment.cluster.pods(deployment.name)
+            assert container.process is not None
+            assert self.left_running(deployment) == [
+                f"InferenceService {deployment.name}", f"pod {pod_status.pod_name(pod)}",
+                f"process group {container.process.pid}",
+            ]  # fmt: skip
+            spec_argv = pod_status.argv(pod)
+            assert spec_argv[spec_argv.index("--port") + 1] == "8080"
+            assert container.argv[1:] == ["-m", SIM.module, *request.profile.server_args(
+                model=CONTRACT_MODEL, served_name=CONTRACT_MODEL, host="127.0.0.1", port=container.port,
+                flags=request.flags,
+            )]  # fmt: skip
+            deadline = time.monotonic() + 20  # while the engine starts, its output reaches the engine log
+            while "listening on" not in deployment.read_log() and time.monotonic() < deadline:
+                deployment.exit_code()
+                time.sleep(0.1)
+            assert "listening on" in deployment.read_log()
+            wait_until_ready(deployment, SIM, timeout=30)
+        assert self.left_running(deployment) == []
+        assert container.exit_code() == 0 and "received signal 15" in container.log()  # SIGTERM, not SIGKILL
+
+    def test_only_the_containers_env_and_secrets_reach_the_engine(
+        self, launcher: KubernetesLauncher, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        token = "hf_supersecretvalue123"
+        monkeypatch.setenv("AUTOTUNER_TEST_HOST_ONLY", "x")  # the tuner's environment is not the container's
+        self.cluster.secrets[("default", "hf")] = {"token": token}
+        request = self.request(tmp_path, env={"PLAIN": "visible"}, extra={"hf_token_secret": "hf"})
+        with launcher.start(request) as deployment:
+            assert isinstance(deployment, KubernetesDeployment)
+            wait_until_ready(deployment, SIM, timeout=30)
+            [container] = self.cluster.running_containers(deployment.name)
+            assert container.process is not None
+            environ = psutil.Process(container.process.pid).environ()
+        assert environ["PLAIN"] == "visible" and environ["HF_TOKEN"] == token
+        assert "AUTOTUNER_TEST_HOST_ONLY" not in environ
+        assert token not in (request.log_dir / "trial-0.inferenceservice.yaml").read_text()
+
+    def test_a_missing_secret_is_an_infrastructure_error(self, launcher: KubernetesLauncher, tmp_path: Path) -> None:
+        request = self.request(tmp_path, extra={"hf_token_secret": "no-such-secret"})
+        with launcher.start(request) as deployment, pytest.raises(InfrastructureError) as caught:
+            wait_until_ready(deployment, SIM, timeout=30)
+        assert "CreateContainerConfigError" in str(caught.value) and "no-such-secret" in str(caught.value)
+        assert self.left_running(deployment) == []
+
+    def test_a_base_model_is_expanded_by_the_kubelet(self, launcher: KubernetesLauncher, tmp_path: Path) -> None:
+        """OME's way: the engine reads $(MODEL_PATH), which the kubelet expands from the env OME sets."""
+        request = self.request(tmp_path, model="sim-model", served_name=f"{MODEL_ROOT}/sim-model")
+        with launcher.start(request) as deployment:
+            assert isinstance(deployment, KubernetesDeployment)
+            [pod] = deployment.cluster.pods(deployment.name)
+            assert "$(MODEL_PATH)" in pod_status.argv(pod)
+            wait_until_ready(deployment, SIM, timeout=30)
+            reply = chat(deployment.url, f"{MODEL_ROOT}/sim-model", max_tokens=2)
+            assert reply["usage"]["completion_tokens"] == 2
+        assert self.left_running(deployment) == []
+
+    def test_a_killed_runs_engine_is_reaped_by_the_next_run(self, launcher: KubernetesLauncher, tmp_path: Path) -> None:
+        description = run_owner_and_kill_it("test_kubernetes_launcher", "TestKubernetesLauncher", tmp_path)
+        name = description.rsplit("/", 1)[1]
+        assert name == resource_name("k8s-contract", "trial-0")
+        assert self.cluster.service_names() == [name], "the killed run's InferenceService should still exist"
+        assert len(self.cluster.running_containers(name)) == 1, "and its engine should still run"
+        stopped = KubernetesLauncher({"kube_host": self.cluster.url, "delete_timeout": "30"}).reap()
+        assert len(stopped) == 1 and name in stopped[0]
+        assert self.cluster.service_names() == [] and self.cluster.pod_names() == []
+        assert self.cluster.running_containers() == []
+
+    def test_reap_leaves_live_owners_alone(self, launcher: KubernetesLauncher, tmp_path: Path) -> None:
+        with launcher.start(self.request(tmp_path)) as deployment:
+            assert KubernetesLauncher({"kube_host": self.cluster.url}).reap() == []
+            assert deployment.exit_code() is None
+            assert len(self.cluster.running_containers()) == 1
+
+
+# ---- scripted pod states
 
 
 def kube_request(tmp_path: Path, cluster: FakeCluster, url: str, **overrides: Any) -> LaunchRequest:
@@ -251,29 +396,3 @@ def test_reap_deletes_a_dead_owners_service_and_leaves_the_others(cluster: FakeC
     stopped = KubernetesLauncher({"kube_host": cluster.url, "delete_timeout": "5"}).reap()
     assert len(stopped) == 1 and dead["metadata"]["name"] in stopped[0]
     assert cluster.service_names() == sorted(b["metadata"]["name"] for b in (live, remote, foreign))
-
-
-class KilledRun:
-    """What the tuner process that gets SIGKILLed runs (see ``run_owner_and_kill_it``)."""
-
-    @staticmethod
-    def make_launcher() -> KubernetesLauncher:
-        return KubernetesLauncher()
-
-    def request(self, tmp_path: Path) -> LaunchRequest:
-        cluster = FakeCluster()
-        cluster.url = os.environ["AUTOTUNER_TEST_KUBE_HOST"]
-        return kube_request(tmp_path, cluster, dead_url())
-
-
-def test_a_killed_runs_service_is_reaped_by_the_next_run(
-    cluster: FakeCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cluster.phase = "pending"
-    monkeypatch.setenv("AUTOTUNER_TEST_KUBE_HOST", cluster.url)
-    description = run_owner_and_kill_it("test_kubernetes_launcher", "KilledRun", tmp_path)
-    name = description.rsplit("/", 1)[1]
-    assert cluster.service_names() == [name], "the killed run's InferenceService should still exist"
-    stopped = KubernetesLauncher({"kube_host": cluster.url, "delete_timeout": "5"}).reap()
-    assert len(stopped) == 1 and name in stopped[0]
-    assert cluster.service_names() == [] and cluster.pod_names() == []

@@ -171,3 +171,22 @@ def test_shell_metacharacters_stay_data() -> None:
     spec = load_spec_text("s.yaml", text, environ={}).spec
     assert spec.engine.args["alias"] == "$(touch /tmp/pwned-by-spec); rm -rf /"
     assert not Path("/tmp/pwned-by-spec").exists()
+
+
+def test_endpoint_spec_refuses_fixed_flags(tmp_path: Path) -> None:
+    spec = tmp_path / "e.yaml"
+    text = mutate("launcher: process", "launcher: endpoint\n  url: http://127.0.0.1:8000")
+    text = mutate(
+        "  n-parallel: [1, 2, 4]\n  threads: [1, 2]\n  n-batch: {low: 256, high: 2048, log: true, step: 256}\n",
+        "  request.temperature: [0.0, 0.7]\n",
+        text,
+    )
+    text = mutate('constraints: ["n-parallel * threads <= 8"]\n', "", text)
+    text = mutate("baseline: {n-parallel: 1, threads: 2}", "baseline: {request.temperature: 0.0}", text)
+    spec.write_text(text)
+    code, out = run("validate", "--no-engine-flags", str(spec))
+    assert code == 2
+    assert out.splitlines()[0] == (
+        f"{spec}:8:9: engine.args: launcher endpoint starts nothing, so fixed flags would "
+        "be silently ignored: remove engine.args"
+    )
