@@ -15,7 +15,7 @@ from .space import planned_strategy
 from .spec import SpecError
 from .validation import LoadedSpec, load_spec, load_specs
 
-EXIT_OK, EXIT_INTERNAL, EXIT_INVALID = 0, 1, 2
+EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_NO_FEASIBLE, EXIT_INFRASTRUCTURE = 0, 1, 2, 4, 5
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +41,24 @@ def build_parser() -> argparse.ArgumentParser:
     space.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="list at most N configs")
     space.add_argument("--json", action="store_true", help="print the space as JSON")
     space.set_defaults(run=cmd_space)
+
+    tune = commands.add_parser("tune", help="tune a spec: launch, benchmark and judge configs; write results.json")
+    tune.add_argument("spec", metavar="SPEC", help="a spec file")
+    tune.add_argument(
+        "--report-dir",
+        default="reports",
+        metavar="DIR",
+        help="results go to DIR/<spec>/results.json, logs to DIR/<spec>/runs/ (default: reports)",
+    )
+    tune.add_argument(
+        "--storage",
+        metavar="URL",
+        default=None,
+        help="optuna storage to resume and share the study (sqlite:///study.db, postgresql://...)",
+    )
+    tune.add_argument("--max-trials", type=_positive_int, default=None, metavar="N", help="override search.max_trials")
+    tune.add_argument("--timeout", default=None, metavar="DURATION", help="override search.timeout (e.g. 30m)")
+    tune.set_defaults(run=cmd_tune)
 
     serve = commands.add_parser("serve", help="start the engine for one config of a spec; Ctrl-C stops it")
     serve.add_argument("spec", metavar="SPEC", help="a spec file")
@@ -192,6 +210,39 @@ def cmd_space(args: argparse.Namespace, out: TextIO) -> int:
     if count is not None and count.feasible is not None and args.limit is not None and count.feasible > args.limit:
         print(f"  ... {count.feasible - args.limit} more (raise --limit to list them)", file=out)
     return EXIT_OK
+
+
+def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from .launch import InfrastructureError
+    from .summary import summarize
+    from .tune import TuneOptions, tune
+    from .units import parse_duration
+
+    item = _load_or_report(args.spec, out)
+    if item is None:
+        return EXIT_INVALID
+    try:
+        timeout = parse_duration(args.timeout).total_seconds() if args.timeout else None
+    except ValueError as exc:
+        print(f"autotuner tune: --timeout: {exc}", file=out)
+        return EXIT_INVALID
+    options = TuneOptions(
+        report_dir=Path(args.report_dir), storage=args.storage, max_trials=args.max_trials, timeout=timeout
+    )
+    try:
+        result = tune(item, options, progress=lambda text: print(text, file=out, flush=True))
+    except InfrastructureError as exc:
+        print(f"autotuner tune: {exc}", file=out)
+        return EXIT_INFRASTRUCTURE
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: what was measured is in {Path(args.report_dir) / item.spec.name / 'results.json'}", file=out
+        )
+        return 130
+    print(summarize(result), file=out)
+    return EXIT_OK if result.best_trial is not None else EXIT_NO_FEASIBLE
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:

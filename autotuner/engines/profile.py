@@ -57,6 +57,9 @@ class Endpoints:
     metrics: str | None = "/metrics"
     cache_reset: str | None = None  # POSTed between benchmark levels where the engine has one
     models: str = "/v1/models"
+    # Prometheus gauges that are non-zero while the engine still works on requests: the driver waits for them to
+    # reach zero between levels (the engine goes on with requests genai-bench dropped at the end of a level).
+    busy_gauges: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

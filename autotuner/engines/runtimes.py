@@ -14,7 +14,7 @@ LLAMACPP = EngineProfile(
     module="autotuner.engines.llamacpp_server",
     default_image=None,  # no public image carries our wrapper: build one FROM the host's Python (see README)
     bool_style="negatable",
-    endpoints=Endpoints(cache_reset=None),
+    endpoints=Endpoints(cache_reset=None, busy_gauges=("llamacpp:requests_processing", "llamacpp:requests_deferred")),
     failures=((FailureKind.MODEL_NOT_FOUND, r"model not found"),),
     served_name_flag="--alias",
     api_backend="vllm",  # genai-bench's vllm backend sends ignore_eos, which llama.cpp's server honours
@@ -26,7 +26,9 @@ VLLM = EngineProfile(
     module="vllm.entrypoints.openai.api_server",
     default_image="vllm/vllm-openai:latest",
     bool_style="negatable",
-    endpoints=Endpoints(cache_reset="/reset_prefix_cache"),
+    endpoints=Endpoints(
+        cache_reset="/reset_prefix_cache", busy_gauges=("vllm:num_requests_running", "vllm:num_requests_waiting")
+    ),
     failures=(
         (
             FailureKind.OOM,
@@ -45,7 +47,7 @@ SGLANG = EngineProfile(
     module="sglang.launch_server",
     default_image="lmsysorg/sglang:latest",
     bool_style="store-true",
-    endpoints=Endpoints(cache_reset="/flush_cache"),
+    endpoints=Endpoints(cache_reset="/flush_cache", busy_gauges=("sglang:num_running_reqs", "sglang:num_queue_reqs")),
     failures=(
         (
             FailureKind.OOM,
@@ -64,7 +66,9 @@ SIM = EngineProfile(
     module="autotuner.engines.sim_server",
     default_image=None,
     bool_style="negatable",
-    endpoints=Endpoints(cache_reset="/reset_prefix_cache"),
+    endpoints=Endpoints(
+        cache_reset="/reset_prefix_cache", busy_gauges=("sim:num_requests_running", "sim:num_requests_waiting")
+    ),
     served_name_flag=None,  # the sim loads nothing: --model is the served name
     api_backend="vllm",
     server_engine="vLLM",

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from ..engines.profile import EngineProfile, FailureKind
 from .base import Deployment, LaunchFailed
@@ -20,8 +21,11 @@ Progress = Callable[[float, str], None]
 
 def probe(url: str, timeout: float = 2.0) -> int | None:
     """HTTP status of GET ``url``, or None when nothing answers (connection refused, reset, timeout)."""
+    # A proxy in the environment must not carry health checks of an engine on this machine (it cannot reach it).
+    loopback = urlsplit(url).hostname in ("localhost", "127.0.0.1", "::1")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({} if loopback else None))
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - our own engine's URL
+        with opener.open(url, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)

@@ -50,11 +50,12 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_ruff_is_clean() -> None:
-    command = [sys.executable, "-m", "ruff", "check", "autotuner", "tests"]
+    command = [sys.executable, "-m", "ruff", "check", "autotuner", "tests", "benchmarks"]
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_mypy_strict_is_clean() -> None:
-    result = subprocess.run([sys.executable, "-m", "mypy", "autotuner"], cwd=ROOT, capture_output=True, text=True)
+    command = [sys.executable, "-m", "mypy", "autotuner", "benchmarks"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -114,7 +114,9 @@ CASES = [
     ),
     pytest.param(
         [("runtime: llamacpp", "runtime: vlm")],
-        ["s.yaml:5:12: engine.runtime: unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang, sim)"],
+        [
+            "s.yaml:5:12: engine.runtime: unknown value 'vlm': did you mean 'vllm'? (choose from llamacpp, vllm, sglang, sim)"
+        ],
         id="unknown-runtime",
     ),
     pytest.param(
@@ -315,6 +317,7 @@ CASES = [
         [("launcher: process", "launcher: endpoint")],
         [
             "s.yaml:5:3: engine: launcher endpoint needs engine.url, the server to benchmark",
+            "s.yaml:7:9: engine.args: launcher endpoint starts nothing, so fixed flags would be silently ignored: remove engine.args",
             "s.yaml:10:3: parameters.n-parallel: launcher endpoint starts nothing, so launch flags cannot be tuned; use request.* parameters or another launcher",
             "s.yaml:11:3: parameters.threads: launcher endpoint starts nothing, so launch flags cannot be tuned; use request.* parameters or another launcher",
             "s.yaml:12:3: parameters.n-batch: launcher endpoint starts nothing, so launch flags cannot be tuned; use request.* parameters or another launcher",

@@ -1,0 +1,35 @@
+"""A terminal summary of a study: the best config, how it compares with the baseline, and what happened."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .results import StudyResult, TrialRecord
+
+
+def _objective(record: TrialRecord) -> str:
+    if not record.objectives or record.objectives[0].value is None:
+        return "-"
+    first = record.objectives[0]
+    return f"{first.value:.4g} ({first.level})" if first.level else f"{first.value:.4g}"
+
+
+def summarize(result: StudyResult) -> str:
+    lines = [f"{result.spec_name}: {len(result.trials)} trials ({result.strategy}); objective: {result.objectives[0]}"]
+    outcomes = Counter(t.outcome for t in result.trials)
+    lines.append("  " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(outcomes.items())))
+    best, baseline = result.best(), result.baseline()
+    if best is None:
+        lines.append("  no config met the SLOs")
+        for record in result.trials[:10]:
+            lines.append(f"    {record.config_id}: {record.outcome}: {record.reason}")
+    else:
+        lines.append(f"  best: {best.config_id} [{best.config_hash}]: {_objective(best)}")
+        if baseline is not None and baseline.objective and best.objective is not None and baseline is not best:
+            change = best.objective / baseline.objective - 1
+            lines.append(f"  baseline: {baseline.config_id}: {_objective(baseline)}; best is {change:+.1%}")
+        elif baseline is not None and baseline is not best:
+            lines.append(f"  baseline: {baseline.config_id}: {baseline.outcome} {baseline.reason}".rstrip())
+    for note in result.notes:
+        lines.append(f"  note: {note}")
+    return "\n".join(lines)

@@ -1,0 +1,223 @@
+"""One trial, as a staged pipeline: launch -> ready -> bench (warm-up, then each level) -> judge -> teardown.
+
+Like tasks in a workflow engine, each stage has a timeout, its own record (start, end, ok, detail) and one way
+to fail. What can go wrong with a config (it runs out of memory, refuses a flag, crashes, never gets ready,
+misses an SLO) becomes the trial's outcome with its reason and logs: a result, fed back to the search. What is
+wrong with the machine (no Docker daemon, genai-bench missing) raises ``InfrastructureError`` and stops the run.
+Teardown always runs, and its errors are recorded apart: a finished trial is never marked failed because its
+engine was slow to stop (the original system lost results that way).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from .bench.measurement import LevelFailure, LevelKey, LevelResult, Measurement
+from .launch import Launcher, LaunchFailed, wait_until_ready
+from .launch.base import Deployment, LaunchRequest
+from .launch.plan import launch_request
+from .objective import ObjectiveValue, evaluate
+from .results import CheckRecord, LevelRecord, ObjectiveRecord, SampleSet, Stage, TrialRecord
+from .slo import LevelVerdict, judge
+from .space import Config
+from .spec import TuningSpec, Workload
+from .units import parse_percentile
+from .validation import LoadedSpec
+
+Progress = Callable[[str], None]
+STAT_NAMES = ("mean", "p50", "p90", "p99")
+
+
+class Bench(Protocol):
+    """Runs the workload against a ready engine; calls ``on_level`` after each level ("stop" ends early)."""
+
+    def __call__(
+        self,
+        *,
+        url: str,
+        request: LaunchRequest,
+        workload: Workload,
+        out_dir: Path,
+        on_level: Callable[[LevelKey, LevelResult], str | None],
+        progress: Progress,
+    ) -> dict[LevelKey, LevelResult]: ...
+
+
+@dataclass
+class TrialContext:
+    """What every trial of one study shares."""
+
+    loaded: LoadedSpec
+    run_id: str
+    out_dir: Path  # reports/<spec>/runs/<run-id>
+    launcher: Launcher
+    bench: Bench
+    progress: Progress = lambda _text: None
+    early_stop: bool = True  # stop a config after the first level that breaks a hard SLO
+    stop_grace: float = 15.0
+
+
+@dataclass
+class _Stages:
+    records: list[Stage] = field(default_factory=list)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Stage]:
+        record = Stage(name=name, started=time.time(), ended=time.time())
+        self.records.append(record)
+        try:
+            yield record
+        except BaseException as exc:
+            record.ok = False
+            record.detail = record.detail or f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            record.ended = time.time()
+
+
+def run_trial(
+    ctx: TrialContext, number: int, config: Config, *, baseline: bool = False, repeat: int = 0
+) -> TrialRecord:
+    """Run one config through every stage; return its record whatever happens to the engine."""
+    spec = ctx.loaded.spec
+    trial_dir = ctx.out_dir / f"trial-{number:03d}-{config.hash}"
+    stages = _Stages()
+    record = TrialRecord(
+        number=number,
+        config=config.as_dict(),
+        config_id=config.id,
+        config_hash=config.hash,
+        baseline=baseline,
+        outcome="failed",
+        repeat=repeat,
+    )
+    request = launch_request(ctx.loaded, config, run_id=ctx.run_id, name=f"trial-{number:03d}", log_dir=trial_dir)
+    deployment: Deployment | None = None
+    try:
+        with stages.stage("launch"):
+            deployment = ctx.launcher.start(request)
+        record.engine_log = str(deployment.log_path)
+        try:
+            with stages.stage("ready") as ready:
+                took = wait_until_ready(
+                    deployment, request.profile, request.startup_timeout, progress=lambda _s, text: ctx.progress(text)
+                )
+                ready.detail = f"ready in {took:.1f}s"
+        except LaunchFailed as failure:
+            record.failure_kind = failure.kind.value
+            record.reason = f"{failure.kind.value}: {failure.message}"
+            return record
+        results = _bench(ctx, spec, deployment, request, trial_dir, stages)
+        with stages.stage("judge"):
+            _judge(spec, results, record)
+    finally:
+        if deployment is not None:
+            with stages.stage("teardown") as teardown:
+                try:
+                    deployment.stop(ctx.stop_grace)
+                except Exception as exc:  # noqa: BLE001 - recorded apart, never changes the outcome
+                    record.teardown_error = f"{type(exc).__name__}: {exc}"
+                    teardown.ok = False
+                    teardown.detail = record.teardown_error
+        record.stages = stages.records
+    return record
+
+
+def _bench(
+    ctx: TrialContext,
+    spec: TuningSpec,
+    deployment: Deployment,
+    request: LaunchRequest,
+    trial_dir: Path,
+    stages: _Stages,
+) -> dict[LevelKey, LevelResult]:
+    def on_level(_key: LevelKey, result: LevelResult) -> str | None:
+        verdict = judge(spec.slo, result)
+        if ctx.early_stop and not verdict.feasible:  # a hard SLO broke: higher levels cannot do better
+            ctx.progress(f"hard SLO missed, no higher level is run for this config: {'; '.join(verdict.reasons)}")
+            return "stop"
+        return None
+
+    with stages.stage("bench") as bench:
+        results = ctx.bench(
+            url=deployment.url,
+            request=request,
+            workload=spec.workload,
+            out_dir=trial_dir / "bench",
+            on_level=on_level,
+            progress=ctx.progress,
+        )
+        bench.detail = f"{sum(isinstance(r, Measurement) for r in results.values())} of {len(results)} levels measured"
+    return results
+
+
+def _judge(spec: TuningSpec, results: Mapping[LevelKey, LevelResult], record: TrialRecord) -> None:
+    verdicts = [judge(spec.slo, result) for result in results.values()]
+    values = [evaluate(term, results, verdicts, spec.slo) for term in spec.objective]
+    record.levels = [_level_record(results[v.key], v) for v in verdicts]
+    record.objectives = [
+        ObjectiveRecord(name=str(v.term), value=v.value, level=str(v.level) if v.level else None) for v in values
+    ]
+    if all(v.feasible for v in values):
+        record.outcome = "feasible"
+        record.reason = ""
+    else:
+        record.outcome = "infeasible"
+        record.reason = _first_reason(values)
+
+
+def _first_reason(values: list[ObjectiveValue]) -> str:
+    for value in values:
+        if value.reasons:
+            extra = f" (+{len(value.reasons) - 1} more)" if len(value.reasons) > 1 else ""
+            return value.reasons[0] + extra
+    return "no feasible level"
+
+
+def _level_record(result: LevelResult, verdict: LevelVerdict) -> LevelRecord:
+    checks = [
+        CheckRecord(
+            metric=c.metric,
+            bound="max" if c.bound == "max" else "min",
+            limit=c.limit,
+            measured=None if c.measured != c.measured else c.measured,
+            hard=c.hard,
+            passed=c.passed,
+            violation_rate=c.violation_rate,
+        )
+        for c in verdict.checks
+    ]
+    base = LevelRecord(
+        scenario=result.key.scenario, concurrency=result.key.concurrency, feasible=verdict.feasible, checks=checks
+    )
+    if isinstance(result, LevelFailure):
+        base.failure = result.reason
+        base.requests = len(result.samples)
+        base.errors = sum(1 for s in result.samples if not s.ok)
+        return base
+    stats: dict[str, float | None] = {}
+    for metric in ("ttft", "tpot", "e2e_latency"):
+        for name in STAT_NAMES:
+            value = result.statistic(metric, parse_percentile(name))
+            stats[f"{metric}.{name}"] = None if value != value else value
+    ok = [s for s in result.samples if s.ok]
+    base.requests = len(result.samples)
+    base.errors = result.errors
+    base.error_rate = result.error_rate
+    base.run_duration = result.run_duration
+    base.output_throughput = result.output_throughput
+    base.total_throughput = result.total_throughput
+    base.requests_per_second = result.requests_per_second
+    base.stats = stats
+    base.samples = SampleSet(
+        ttft=[s.ttft for s in ok if s.ttft is not None],
+        tpot=[s.tpot for s in ok if s.tpot is not None],
+        e2e_latency=[s.e2e_latency for s in ok if s.e2e_latency is not None],
+        output_tokens=[s.output_tokens for s in ok if s.output_tokens is not None],
+    )
+    return base

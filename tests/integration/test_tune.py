@@ -1,0 +1,150 @@
+"""`autotuner tune` end to end with real genai-bench and the `sim` engine (standing in for a GPU engine).
+
+The sim's latencies follow a documented queueing model, so which config is best is known in advance: more
+concurrent sequences give more throughput at concurrency 4 until the batch is as large as the load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autotuner.results import StudyResult
+
+pytestmark = pytest.mark.slow
+
+SPEC = """\
+name: sim-tune
+model: {id: builtin:smollm2}
+engine: {runtime: sim, args: {time-scale: 0.2, decode-step-ms: 20}, startup_timeout: 30s}
+parameters:
+  max-num-seqs: MAX_NUM_SEQS
+workload: {scenarios: ["D(64,32)"], concurrency: [1, 4], max_requests: 8, max_time: 1m, warmup_requests: 1}
+slo:
+  ttft: {p90: 2s}
+  e2e_latency: {p99: 10s}
+objective: {maximize: output_throughput}
+search: {strategy: STRATEGY, seed: 3, baseline: {max-num-seqs: 1}MAX_TRIALS}
+"""
+
+
+def write_spec(
+    tmp_path: Path, values: str = "[1, 2, 4, 8]", strategy: str = "grid", max_trials: int | None = None, extra: str = ""
+) -> Path:
+    text = SPEC.replace("MAX_NUM_SEQS", values).replace("STRATEGY", strategy)
+    text = text.replace("MAX_TRIALS", f", max_trials: {max_trials}" if max_trials else "") + extra
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    return spec
+
+
+def tune(tmp_path: Path, spec: Path, *args: str) -> tuple[int, str, StudyResult | None]:
+    env = {**os.environ, "AUTOTUNER_STATE_DIR": str(tmp_path / "state")}
+    result = subprocess.run(
+        [sys.executable, "-m", "autotuner", "tune", str(spec), "--report-dir", str(tmp_path / "reports"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    path = tmp_path / "reports" / "sim-tune" / "results.json"
+    return result.returncode, result.stdout + result.stderr, StudyResult.read(path) if path.exists() else None
+
+
+def no_engine_left() -> bool:
+    me = psutil.Process(os.getpid())
+    return not [p for p in me.children(recursive=True) if "autotuner.engines" in " ".join(p.cmdline())]
+
+
+def test_grid_finds_the_best_config_and_reports_against_the_baseline(tmp_path: Path) -> None:
+    code, output, result = tune(tmp_path, write_spec(tmp_path))
+    assert code == 0, output
+    assert result is not None
+    assert [t.config["max-num-seqs"] for t in result.trials] == [1, 2, 4, 8]  # baseline first, never twice
+    assert result.baseline_trial == 0 and result.trials[0].baseline
+    assert all(t.outcome == "feasible" for t in result.trials)
+    best = result.best()
+    assert best is not None and best.config["max-num-seqs"] in (4, 8)
+    baseline = result.baseline()
+    assert baseline is not None and best.objective is not None and baseline.objective is not None
+    assert best.objective > 2 * baseline.objective  # 4 sequences in a batch vs 1, at concurrency 4
+    assert "best: max-num-seqs=" in output and "best is +" in output
+    for trial in result.trials:
+        assert [s.name for s in trial.stages] == ["launch", "ready", "bench", "judge", "teardown"]
+        assert Path(trial.engine_log or "").is_file()
+        assert [(lv.scenario, lv.concurrency) for lv in trial.levels] == [("D(64,32)", 1), ("D(64,32)", 4)]
+        assert all(lv.samples.e2e_latency for lv in trial.levels)
+    assert no_engine_left()
+
+
+def test_failures_are_data(tmp_path: Path) -> None:
+    """A config that runs out of memory at start and one that misses a hard SLO are recorded, with reasons."""
+    extra = ""
+    spec = write_spec(tmp_path, values="[1, 64]", extra=extra)
+    text = spec.read_text().replace(
+        "args: {time-scale: 0.2, decode-step-ms: 20}",
+        "args: {time-scale: 0.2, decode-step-ms: 20, kv-cache-tokens: 65536}",
+    )
+    spec.write_text(text)
+    code, output, result = tune(tmp_path, spec)
+    assert code == 0, output
+    assert result is not None
+    oom = next(t for t in result.trials if t.config["max-num-seqs"] == 64)
+    assert oom.outcome == "failed" and oom.failure_kind == "oom" and "exited with code 1" in oom.reason
+    assert "out of memory" in Path(oom.engine_log or "").read_text()
+    assert result.best() is not None and result.best().config["max-num-seqs"] == 1  # type: ignore[union-attr]
+
+
+def test_a_hard_slo_miss_stops_the_config_early(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, values="[1, 4]")
+    spec.write_text(spec.read_text().replace("ttft: {p90: 2s}", "ttft: {p90: 60ms}"))
+    code, output, result = tune(tmp_path, spec)
+    assert result is not None
+    slow = result.trials[0]  # max-num-seqs=1 at concurrency 4 queues: its TTFT breaks 60 ms
+    assert slow.outcome in ("feasible", "infeasible")
+    if slow.outcome == "infeasible":
+        assert any("not run" in (lv.failure or "") for lv in slow.levels) or len(slow.levels) == 2
+    assert "hard SLO missed" in output
+
+
+def test_budget_smaller_than_the_grid_is_sampled_without_bias(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, values="[1, 2, 3, 4, 5, 6, 7, 8]", max_trials=3)
+    code, output, result = tune(tmp_path, spec)
+    assert code == 0, output
+    assert result is not None
+    assert len(result.trials) == 3  # max_trials counts every measured config, the baseline included
+    assert result.trials[0].config == {"max-num-seqs": 1}
+    assert any("seeded random sample" in note for note in result.notes)
+    assert [t.config["max-num-seqs"] for t in result.trials[1:]] != [2, 3]  # not "the first N"
+
+
+def test_random_search_never_measures_a_config_twice(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, values="[2, 4]", strategy="random", max_trials=6)
+    code, output, result = tune(tmp_path, spec)
+    assert code == 0, output
+    assert result is not None
+    hashes = [t.config_hash for t in result.trials]
+    assert len(hashes) == len(set(hashes)) == 3  # baseline (1) + the two values; then the space is exhausted
+    assert any("exhausted" in note for note in result.notes)
+
+
+def test_resume_from_storage_keeps_what_was_measured(tmp_path: Path) -> None:
+    spec = write_spec(tmp_path, values="[1, 2, 4, 8]")
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    code, output, first = tune(tmp_path, spec, "--storage", storage, "--max-trials", "2")
+    assert code == 0, output
+    assert first is not None and len(first.trials) == 2
+    code, output, second = tune(tmp_path, spec, "--storage", storage)
+    assert code == 0, output
+    assert second is not None
+    assert [t.config["max-num-seqs"] for t in second.trials] == [1, 2, 4, 8]
+    assert [t.model_dump() for t in second.trials[:2]] == [t.model_dump() for t in first.trials]
+    assert any("resumed: 2 configs" in note for note in second.notes)
+    data = json.loads((tmp_path / "reports" / "sim-tune" / "results.json").read_text())
+    assert data["best_trial"] is not None
