@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--report-dir",
         default="reports",
         metavar="DIR",
-        help="results go to DIR/<spec>/results.json, logs to DIR/<spec>/runs/ (default: reports)",
+        help="results and logs go to DIR/<spec>/<run-id>/; DIR/<spec>/latest links to the newest run",
     )
     tune.add_argument(
         "--storage",
@@ -217,7 +217,7 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
 
     from .launch import InfrastructureError
     from .summary import summarize
-    from .tune import TuneOptions, tune
+    from .tune import TuneOptions, latest_results, tune
     from .units import parse_duration
 
     item = _load_or_report(args.spec, out)
@@ -237,9 +237,13 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
         print(f"autotuner tune: {exc}", file=out)
         return EXIT_INFRASTRUCTURE
     except KeyboardInterrupt:
-        print(
-            f"interrupted: what was measured is in {Path(args.report_dir) / item.spec.name / 'results.json'}", file=out
+        where = latest_results(Path(args.report_dir), item.spec.name)
+        how = (
+            f"resume with: autotuner tune {args.spec} --storage {args.storage} --resume"
+            if args.storage
+            else "to make a study resumable, run it with --storage sqlite:///study.db (or a PostgreSQL URL)"
         )
+        print(f"interrupted: what was measured is in {where}; {how}", file=out)
         return 130
     print(summarize(result), file=out)
     return EXIT_OK if result.best_trial is not None else EXIT_NO_FEASIBLE

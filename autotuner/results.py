@@ -135,6 +135,7 @@ class StudyResult(_Model):
     trials: list[TrialRecord] = Field(default_factory=list)
     best_trial: int | None = None  # TrialRecord.number of the best feasible trial
     baseline_trial: int | None = None
+    best_command: str | None = None  # the best config's launch command, ready to copy
     notes: list[str] = Field(default_factory=list)  # e.g. "grid of 48 sampled down to 6 without bias"
 
     def best(self) -> TrialRecord | None:

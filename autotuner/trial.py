@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .bench.measurement import LevelFailure, LevelKey, LevelResult, Measurement
+from .engines.profile import FailureKind
 from .launch import Launcher, LaunchFailed, wait_until_ready
 from .launch.base import Deployment, LaunchRequest
 from .launch.plan import launch_request
@@ -30,6 +31,8 @@ from .units import parse_percentile
 from .validation import LoadedSpec
 
 Progress = Callable[[str], None]
+StageSink = Callable[[str, float, bool, str], None]  # name, seconds (ending now), ok, detail
+LAUNCH_ATTEMPTS = 2  # a launch is retried once, only when the free port we chose was taken before the engine bound it
 STAT_NAMES = ("mean", "p50", "p90", "p99")
 
 
@@ -45,6 +48,7 @@ class Bench(Protocol):
         out_dir: Path,
         on_level: Callable[[LevelKey, LevelResult], str | None],
         progress: Progress,
+        on_stage: StageSink,
     ) -> dict[LevelKey, LevelResult]: ...
 
 
@@ -65,6 +69,11 @@ class TrialContext:
 @dataclass
 class _Stages:
     records: list[Stage] = field(default_factory=list)
+
+    def add(self, name: str, seconds: float, ok: bool, detail: str) -> None:
+        """A stage that a collaborator timed (warm-up, each level): it ended now."""
+        ended = time.time()
+        self.records.append(Stage(name=name, started=ended - seconds, ended=ended, ok=ok, detail=detail))
 
     @contextmanager
     def stage(self, name: str) -> Iterator[Stage]:
@@ -97,35 +106,56 @@ def run_trial(
         repeat=repeat,
     )
     request = launch_request(ctx.loaded, config, run_id=ctx.run_id, name=f"trial-{number:03d}", log_dir=trial_dir)
-    deployment: Deployment | None = None
     try:
-        with stages.stage("launch"):
-            deployment = ctx.launcher.start(request)
-        record.engine_log = str(deployment.log_path)
-        try:
-            with stages.stage("ready") as ready:
-                took = wait_until_ready(
-                    deployment, request.profile, request.startup_timeout, progress=lambda _s, text: ctx.progress(text)
-                )
-                ready.detail = f"ready in {took:.1f}s"
-        except LaunchFailed as failure:
-            record.failure_kind = failure.kind.value
-            record.reason = f"{failure.kind.value}: {failure.message}"
-            return record
-        results = _bench(ctx, spec, deployment, request, trial_dir, stages)
-        with stages.stage("judge"):
-            _judge(spec, results, record)
-    finally:
-        if deployment is not None:
-            with stages.stage("teardown") as teardown:
+        for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+            deployment = _launch(ctx, request, stages, record)
+            if deployment is None:
+                return record
+            try:
                 try:
-                    deployment.stop(ctx.stop_grace)
-                except Exception as exc:  # noqa: BLE001 - recorded apart, never changes the outcome
-                    record.teardown_error = f"{type(exc).__name__}: {exc}"
-                    teardown.ok = False
-                    teardown.detail = record.teardown_error
+                    with stages.stage("ready") as ready:
+                        took = wait_until_ready(
+                            deployment,
+                            request.profile,
+                            request.startup_timeout,
+                            progress=lambda _s, text: ctx.progress(text),
+                        )
+                        ready.detail = f"ready in {took:.1f}s"
+                except LaunchFailed as failure:
+                    record.failure_kind = failure.kind.value
+                    record.reason = f"{failure.kind.value}: {failure.message}"
+                    if failure.kind is FailureKind.PORT_IN_USE and attempt < LAUNCH_ATTEMPTS and request.port is None:
+                        ctx.progress("the port was taken between choosing and binding it: launching again")
+                        continue  # another process took the free port we picked: a race, not the config's fault
+                    return record
+                record.failure_kind = None
+                record.reason = ""
+                results = _bench(ctx, spec, deployment, request, trial_dir, stages)
+                with stages.stage("judge"):
+                    _judge(spec, results, record)
+                return record
+            finally:
+                _teardown(ctx, deployment, stages, record)
+        return record
+    finally:
         record.stages = stages.records
-    return record
+
+
+def _launch(ctx: TrialContext, request: LaunchRequest, stages: _Stages, record: TrialRecord) -> Deployment | None:
+    with stages.stage("launch"):
+        deployment = ctx.launcher.start(request)
+    record.engine_log = str(deployment.log_path)
+    return deployment
+
+
+def _teardown(ctx: TrialContext, deployment: Deployment, stages: _Stages, record: TrialRecord) -> None:
+    with stages.stage("teardown") as teardown:
+        try:
+            deployment.stop(ctx.stop_grace)
+        except Exception as exc:  # noqa: BLE001 - recorded apart, never changes the outcome
+            record.teardown_error = f"{type(exc).__name__}: {exc}"
+            teardown.ok = False
+            teardown.detail = record.teardown_error
 
 
 def _bench(
@@ -151,6 +181,7 @@ def _bench(
             out_dir=trial_dir / "bench",
             on_level=on_level,
             progress=ctx.progress,
+            on_stage=stages.add,
         )
         bench.detail = f"{sum(isinstance(r, Measurement) for r in results.values())} of {len(results)} levels measured"
     return results

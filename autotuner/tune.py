@@ -2,8 +2,9 @@
 
 Wires the pieces together and owns the resources a study shares: one launcher (which first reaps what killed
 runs left), one genai-bench worker (imports paid once per study), one tokenizer folder, the run folder
-``<report-dir>/<spec>/runs/<run-id>/`` with every trial's engine log and genai-bench files, and
-``<report-dir>/<spec>/results.json``, rewritten after every trial so an interrupted study loses nothing measured.
+``<report-dir>/<spec>/<run-id>/`` with ``results.json`` (rewritten after every trial, so an interrupted study
+loses nothing measured) and every trial's engine log and genai-bench files; ``<report-dir>/<spec>/latest`` links
+to the newest run.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bench.driver import ProgressEvent, run_workload
-from .bench.measurement import LevelKey, LevelResult
+from .bench.measurement import LevelKey, LevelResult, Measurement
 from .bench.runner import GenaiBench
 from .bench.tokenizer import resolve_tokenizer
+from .fingerprint import environment
 from .launch import launcher_for
 from .launch.base import LaunchRequest
+from .launch.command import command_line
+from .launch.plan import launch_request
 from .launch.signals import graceful_termination
 from .results import StudyResult
+from .space import Config
 from .spec import Workload
 from .study import Study, StudyOptions, new_run_id
-from .trial import TrialContext
+from .trial import StageSink, TrialContext
 from .validation import LoadedSpec
 
 
@@ -42,9 +47,17 @@ class GenaiBenchBench:
         out_dir: Path,
         on_level: Callable[[LevelKey, LevelResult], str | None],
         progress: Callable[[str], None],
+        on_stage: StageSink,
     ) -> dict[LevelKey, LevelResult]:
         def show(event: ProgressEvent) -> None:
             progress(str(event))
+            if event.seconds is None:
+                return
+            if event.stage == "warmup":
+                on_stage("warmup", event.seconds, True, event.message)
+            elif event.stage == "level-done" and event.key is not None:
+                ok = isinstance(event.result, Measurement)
+                on_stage(f"level {event.key}", event.seconds, ok, event.message)
 
         return run_workload(
             url,
@@ -76,14 +89,17 @@ class TuneOptions:
     timeout: float | None = None
 
 
-def results_path(loaded: LoadedSpec, report_dir: Path) -> Path:
-    return report_dir / loaded.spec.name / "results.json"
+def latest_results(report_dir: Path, spec_name: str) -> Path:
+    """``<report-dir>/<spec>/latest/results.json``: the newest run's results (``latest`` links to its folder)."""
+    return report_dir / spec_name / "latest" / "results.json"
 
 
 def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], None]) -> StudyResult:
     spec = loaded.spec
     run_id = new_run_id()
-    out_dir = options.report_dir / spec.name / "runs" / run_id
+    out_dir = options.report_dir / spec.name / run_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _point_latest(out_dir)
     launcher = launcher_for(spec.engine.launcher, spec.engine.kubernetes)
     for stopped in launcher.reap():
         progress(f"stopped an engine left by an earlier run: {stopped}")
@@ -104,9 +120,25 @@ def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], Non
                 storage=options.storage,
                 max_trials=options.max_trials,
                 timeout=options.timeout,
-                results_path=results_path(loaded, options.report_dir),
+                results_path=out_dir / "results.json",
             ),
             progress=progress,
         )
-        progress(f"{spec.name}: strategy {study.strategy}, run {run_id}, logs under {out_dir}")
-        return study.run()
+        study.result.environment = environment(spec)
+        progress(f"{spec.name}: strategy {study.strategy}, run {run_id}, results and logs in {out_dir}")
+        result = study.run()
+    best = result.best()
+    if best is not None:
+        request = launch_request(loaded, Config.of(best.config), run_id=run_id, name="best", log_dir=out_dir)
+        result.best_command = command_line(request, spec.engine.launcher)
+        result.write(out_dir / "results.json")
+    return result
+
+
+def _point_latest(run_dir: Path) -> None:
+    """Move the ``latest`` link to this run (atomically: a reader never sees it missing)."""
+    link = run_dir.parent / "latest"
+    temporary = run_dir.parent / f".latest-{run_dir.name}"
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(run_dir.name, target_is_directory=True)
+    temporary.replace(link)

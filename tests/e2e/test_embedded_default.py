@@ -42,7 +42,7 @@ def test_tune_the_embedded_default(tmp_path: Path) -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode in (0, 4), output  # 4: no config met the SLOs on a loaded machine; still a result
-    study = StudyResult.read(tmp_path / "reports" / "smollm2-cpu" / "results.json")
+    study = StudyResult.read(tmp_path / "reports" / "smollm2-cpu" / "latest" / "results.json")
     assert len(study.trials) == 2 and study.trials[0].baseline
     assert study.trials[0].config == {"n-parallel": 1, "threads": 2}
     for trial in study.trials:

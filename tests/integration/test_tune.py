@@ -53,7 +53,7 @@ def tune(tmp_path: Path, spec: Path, *args: str) -> tuple[int, str, StudyResult 
         env=env,
         timeout=900,
     )
-    path = tmp_path / "reports" / "sim-tune" / "results.json"
+    path = tmp_path / "reports" / "sim-tune" / "latest" / "results.json"
     return result.returncode, result.stdout + result.stderr, StudyResult.read(path) if path.exists() else None
 
 
@@ -75,8 +75,15 @@ def test_grid_finds_the_best_config_and_reports_against_the_baseline(tmp_path: P
     assert baseline is not None and best.objective is not None and baseline.objective is not None
     assert best.objective > 2 * baseline.objective  # 4 sequences in a batch vs 1, at concurrency 4
     assert "best: max-num-seqs=" in output and "best is +" in output
+    assert result.best_command is not None and "autotuner.engines.sim_server" in result.best_command
+    assert f"--max-num-seqs {best.config['max-num-seqs']}" in result.best_command
+    assert result.environment is not None and result.environment.cpus >= 1 and result.environment.engine == "sim"
     for trial in result.trials:
-        assert [s.name for s in trial.stages] == ["launch", "ready", "bench", "judge", "teardown"]
+        names = [s.name for s in trial.stages]
+        assert names == ["launch", "ready", "bench", "warmup", "level D(64,32)@1", "level D(64,32)@4", "judge",
+                         "teardown"], names  # "bench" spans the warm-up and the levels
+        bench = trial.stages[2]
+        assert all(bench.started <= s.started <= s.ended <= bench.ended + 0.01 for s in trial.stages[3:6])
         assert Path(trial.engine_log or "").is_file()
         assert [(lv.scenario, lv.concurrency) for lv in trial.levels] == [("D(64,32)", 1), ("D(64,32)", 4)]
         assert all(lv.samples.e2e_latency for lv in trial.levels)
@@ -146,5 +153,5 @@ def test_resume_from_storage_keeps_what_was_measured(tmp_path: Path) -> None:
     assert [t.config["max-num-seqs"] for t in second.trials] == [1, 2, 4, 8]
     assert [t.model_dump() for t in second.trials[:2]] == [t.model_dump() for t in first.trials]
     assert any("resumed: 2 configs" in note for note in second.notes)
-    data = json.loads((tmp_path / "reports" / "sim-tune" / "results.json").read_text())
+    data = json.loads((tmp_path / "reports" / "sim-tune" / "latest" / "results.json").read_text())
     assert data["best_trial"] is not None
