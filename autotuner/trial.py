@@ -58,7 +58,7 @@ class TrialContext:
 
     loaded: LoadedSpec
     run_id: str
-    out_dir: Path  # reports/<spec>/runs/<run-id>
+    out_dir: Path  # reports/<spec>/<run-id>
     launcher: Launcher
     bench: Bench
     progress: Progress = lambda _text: None
