@@ -54,7 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--storage",
         metavar="URL",
         default=None,
-        help="optuna storage to resume and share the study (sqlite:///study.db, postgresql://...)",
+        help="optuna storage to resume and share the study: sqlite:///study.db, postgresql://..., or a journal "
+        "file (journal:PATH, *.journal, *.log); default: in memory",
+    )
+    tune.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the study found in --storage (or join it as another worker); without it, a study that "
+        "already has trials is refused",
+    )
+    tune.add_argument(
+        "--heartbeat",
+        type=_positive_int,
+        default=30,
+        metavar="SECONDS",
+        help="trial heartbeat interval on SQL storages; a dead worker's trial is retried after 2x+1 s (default 30)",
     )
     tune.add_argument("--max-trials", type=_positive_int, default=None, metavar="N", help="override search.max_trials")
     tune.add_argument("--timeout", default=None, metavar="DURATION", help="override search.timeout (e.g. 30m)")
@@ -216,6 +230,8 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
     from .launch import InfrastructureError
+    from .storage import StorageError
+    from .study import StudyExists
     from .summary import summarize
     from .tune import TuneOptions, latest_results, tune
     from .units import parse_duration
@@ -229,13 +245,21 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
         print(f"autotuner tune: --timeout: {exc}", file=out)
         return EXIT_INVALID
     options = TuneOptions(
-        report_dir=Path(args.report_dir), storage=args.storage, max_trials=args.max_trials, timeout=timeout
+        report_dir=Path(args.report_dir),
+        storage=args.storage,
+        resume=args.resume,
+        heartbeat=args.heartbeat,
+        max_trials=args.max_trials,
+        timeout=timeout,
     )
     try:
         result = tune(item, options, progress=lambda text: print(text, file=out, flush=True))
     except InfrastructureError as exc:
         print(f"autotuner tune: {exc}", file=out)
         return EXIT_INFRASTRUCTURE
+    except (StudyExists, StorageError) as exc:
+        print(f"autotuner tune: {exc}", file=out)
+        return EXIT_INVALID
     except KeyboardInterrupt:
         where = latest_results(Path(args.report_dir), item.spec.name)
         how = (

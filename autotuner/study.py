@@ -25,24 +25,35 @@ from typing import Any
 
 import optuna
 from optuna.distributions import BaseDistribution
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from .results import StudyResult, TrialRecord, now
 from .space import Config, planned_strategy
+from .storage import MAX_RETRY, Heartbeat, has_heartbeat, open_storage, worker_id, worker_is_dead_here
 from .trial import TrialContext, run_trial
 from .validation import LoadedSpec
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # our progress lines say what matters; no "[I ...]" noise
 
-RECORD_ATTR = "autotuner.record"
+RECORD_ATTR = "autotuner.record"  # the full TrialRecord: results can be rebuilt from storage alone
 CONFIG_ATTR = "autotuner.config"
+CLAIM_ATTR = "autotuner.claim"  # config hash, written when a worker takes a trial (before it checks for peers)
+WORKER_ATTR = "autotuner.worker"  # host:pid:start-time of the worker measuring the trial
+DUPLICATE_ATTR = "autotuner.duplicate"  # why a trial was not measured (its config is another trial's)
 CONSTRAINT_NAME = "slo"  # Optuna's constraint: <= 0 feasible; samplers learn to avoid infeasible regions
 MAX_DUPLICATE_PROPOSALS = 50  # the sampler keeps proposing measured configs: the space is exhausted
 
 
+class StudyExists(ValueError):
+    """The storage holds this study with trials already, and ``--resume`` was not given."""
+
+
 @dataclass
 class StudyOptions:
-    storage: str | None = None  # optuna storage URL; None: in memory (no resume)
+    storage: str | None = None  # optuna storage URL or journal file (see autotuner.storage); None: in memory
+    resume: bool = False  # continue (or join) a study that already has trials in the storage
+    heartbeat: int = 30  # seconds between trial heartbeats (RDB storages); a trial is stale after 2x + 1 s
     max_trials: int | None = None  # overrides search.max_trials
     timeout: float | None = None  # seconds; overrides search.timeout
     results_path: Path | None = None  # results.json, rewritten after every trial
@@ -68,9 +79,13 @@ class Study:
         )
         self.name = f"{spec.name}-{self.loaded.digest[:8]}"
         self.distributions: dict[str, BaseDistribution] = space.distributions()
+        self.storage = open_storage(self.options.storage, heartbeat=self.options.heartbeat)
+        self.worker = worker_id()
+        self.poll = max(1.0, self.options.heartbeat / 2)  # how often a worker with nothing to do looks again
+        self.baseline_hash: str | None = None
         self.optuna = optuna.create_study(
             study_name=self.name,
-            storage=self.options.storage,
+            storage=self.storage,
             load_if_exists=True,
             directions=[t.direction for t in spec.objective],
             sampler=self._sampler(),
@@ -114,6 +129,15 @@ class Study:
 
     # ------------------------------------------------------------------------------------------------ running
     def run(self) -> StudyResult:
+        """Measure the plan (baseline, grid points) and then what the sampler proposes, sharing work via storage.
+
+        Every config to measure is an Optuna trial popped with ``ask()`` (atomic across workers); a worker then
+        claims it (``CLAIM_ATTR``) and measures it only if no other RUNNING or COMPLETE trial claims the same config
+        with a lower number. When nothing is left to ask for but other workers still run trials, it waits: a worker
+        that dies has its trial failed by the heartbeat check and re-queued, and the waiting worker picks it up.
+        """
+        self._check_resume()
+        self._fail_stale()
         self._reconcile()
         known = self._known_records()
         self.result.trials = sorted(known.values(), key=lambda r: r.number)
@@ -121,82 +145,187 @@ class Study:
         deadline = time.monotonic() + (
             self.options.timeout or (spec.search.timeout.total_seconds() if spec.search.timeout else float("inf"))
         )
-        measured = {r.config_hash for r in known.values() if r.outcome != "skipped"}
         baseline = Config.of(spec.search.baseline) if spec.search.baseline is not None else None
-        queue: list[Config] = [baseline] if baseline is not None else []
+        plan: list[Config] = [baseline] if baseline is not None else []
         if self.strategy == "grid":
-            queue.extend(self._grid_plan(baseline))
-        baseline_hash = baseline.hash if baseline is not None else None
-        budget = self.max_trials if self.max_trials is not None else (len(queue) if self.strategy == "grid" else None)
+            plan.extend(self._grid_plan(baseline))
+        self.baseline_hash = baseline.hash if baseline is not None else None
+        if baseline is not None and not self.loaded.space.contains(baseline) and baseline.hash not in known:
+            self._measure_outside_space(baseline)
+        self._enqueue([c for c in plan if self.loaded.space.contains(c)])
+        budget = self.max_trials if self.max_trials is not None else (len(plan) if self.strategy == "grid" else None)
         duplicates = 0
-        while budget is None or self._measured_count() < budget:
+        while True:
             if time.monotonic() > deadline:
                 self.result.notes.append("search.timeout reached: no new trial was started after it")
                 break
-            if self.strategy == "grid" or queue:
-                if not queue:
-                    break
-                config = queue.pop(0)
-                if config.hash in measured:
+            measured, running, waiting = self._census()
+            if (budget is not None and len(measured) + len(running) >= budget and not waiting) or (
+                self.strategy == "grid" and not waiting
+            ):
+                if running and has_heartbeat(self.storage):  # another worker's trial may die and come back
+                    time.sleep(self.poll)
+                    self._fail_stale()
                     continue
-                self._measure(config, baseline=config.hash == baseline_hash, trial=None)
-                measured.add(config.hash)
-                continue
+                break
             trial = self.optuna.ask(self.distributions)
+            frozen = self.storage_trial(trial)
+            if self.strategy == "grid" and not _queued(frozen):  # another worker popped the last queued point
+                self._discard(trial, "nothing left in the queue")
+                continue
             config = self.loaded.space.config_from_params(trial.params)
-            if config.hash in measured or not self.loaded.space.satisfies(config):
+            if not self.loaded.space.satisfies(config) or config.hash in measured:
                 duplicates += 1
                 self._tell_again(trial, config)
                 if duplicates >= MAX_DUPLICATE_PROPOSALS:
                     self.result.notes.append("the sampler kept proposing measured or excluded configs: space exhausted")
                     break
                 continue
+            trial.set_user_attr(CLAIM_ATTR, config.hash)
+            trial.set_user_attr(WORKER_ATTR, self.worker)
+            owner = self._owner(trial, config.hash)
+            if owner is not None:  # claimed first by another worker (a duplicate enqueue raced): not measured twice
+                self._discard(trial, f"config measured by trial {owner}")
+                continue
             duplicates = 0
-            self._measure(config, baseline=False, trial=trial)
-            measured.add(config.hash)
+            self._measure(config, baseline=config.hash == self.baseline_hash, trial=trial)
+        self.result.trials = sorted(self._known_records(note=False).values(), key=lambda r: r.number)
         self.result.finished = now()
         self._choose_best()
         self._save()
         return self.result
 
-    def _measured_count(self) -> int:
-        return sum(1 for r in self.result.trials if r.outcome != "skipped" and r.repeat == 0)
+    def storage_trial(self, trial: optuna.Trial) -> FrozenTrial:
+        return self.optuna._storage.get_trial(trial._trial_id)
 
-    def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial | None) -> None:
-        in_space = self.loaded.space.contains(config)
-        if trial is None and in_space:
-            self.optuna.enqueue_trial(self.loaded.space.params_from_config(config), skip_if_exists=False)
-            trial = self.optuna.ask(self.distributions)
-        number = len(self.result.trials)
+    def _census(self) -> tuple[set[str], dict[str, int], int]:
+        """Configs measured (COMPLETE with a record), claimed by RUNNING trials, and how many trials wait."""
+        measured: set[str] = set()
+        running: dict[str, int] = {}
+        waiting = 0
+        for frozen in self.optuna.get_trials(deepcopy=False):
+            if frozen.state == TrialState.WAITING:
+                waiting += 1
+            elif frozen.state == TrialState.RUNNING and isinstance(frozen.user_attrs.get(CLAIM_ATTR), str):
+                running[frozen.user_attrs[CLAIM_ATTR]] = frozen.number
+            elif RECORD_ATTR in frozen.user_attrs and frozen.state in (TrialState.COMPLETE, TrialState.FAIL):
+                record = _record(frozen)
+                if record is not None:
+                    measured.add(record.config_hash)
+        return measured, running, waiting
+
+    def _owner(self, trial: optuna.Trial, config_hash: str) -> int | None:
+        """Another trial that holds ``config_hash`` and goes first, if any (then ours is not measured).
+
+        Optuna's only atomic step is popping a WAITING trial, and two workers starting together may both queue
+        the plan. So: a trial that holds the same config with a lower number goes first (queued trials all exist
+        before anyone pops them, so every worker sees them); a config measured already goes first; and for a
+        sampler's proposal (created at ask time) any other RUNNING claim goes first: each worker writes its claim
+        before reading the others', so of two racing proposals at most one is measured.
+        """
+        proposal = not _queued(self.storage_trial(trial))
+        owners: list[int] = []
+        for other in self.optuna.get_trials(deepcopy=False):
+            if other.number == trial.number or other.user_attrs.get(DUPLICATE_ATTR):
+                continue
+            if other.state not in (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE):
+                continue
+            if self._config_hash(other) != config_hash:
+                continue
+            if (
+                other.number < trial.number
+                or (other.state == TrialState.COMPLETE and RECORD_ATTR in other.user_attrs)
+                or (proposal and other.state == TrialState.RUNNING)
+            ):
+                owners.append(other.number)
+        return min(owners) if owners else None
+
+    def _config_hash(self, frozen: FrozenTrial) -> str | None:
+        claim = frozen.user_attrs.get(CLAIM_ATTR)
+        if isinstance(claim, str):
+            return claim
+        try:
+            return self.loaded.space.config_from_params(frozen.params).hash
+        except (KeyError, ValueError, IndexError, TypeError):
+            return None
+
+    def _enqueue(self, configs: list[Config]) -> None:
+        """Queue the plan's configs that are not measured, queued or running yet (each once, in plan order)."""
+        present: set[str] = set()
+        for frozen in self.optuna.get_trials(deepcopy=False):
+            if frozen.state in (TrialState.WAITING, TrialState.RUNNING) or RECORD_ATTR in frozen.user_attrs:
+                config_hash = self._config_hash(frozen)
+                if config_hash is not None:
+                    present.add(config_hash)
+        for config in configs:
+            if config.hash not in present:
+                self.optuna.enqueue_trial(
+                    self.loaded.space.params_from_config(config), user_attrs={CONFIG_ATTR: config.as_dict()}
+                )
+                present.add(config.hash)
+
+    def _discard(self, trial: optuna.Trial, why: str) -> None:
+        """A trial we will not measure and that must not count: failed, marked, never re-queued."""
+        trial.set_user_attr(DUPLICATE_ATTR, why)
+        self.optuna.tell(trial, state=TrialState.FAIL)
+
+    def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial) -> None:
         label = "baseline " if baseline else ""
-        self.progress(f"trial {number}: {label}{config.id}")
-        if trial is not None:
-            trial.set_user_attr(CONFIG_ATTR, config.as_dict())
-        record = run_trial(self.context, number, config, baseline=baseline)
+        self.progress(f"trial {trial.number}: {label}{config.id}")
+        trial.set_user_attr(CONFIG_ATTR, config.as_dict())
+        try:
+            with Heartbeat(self.optuna._storage, trial._trial_id):
+                record = run_trial(self.context, trial.number, config, baseline=baseline)
+        except BaseException:
+            self._give_back(trial)  # interrupted: the config is measured again (here on --resume, or by a peer)
+            raise
         self.result.trials.append(record)
         if baseline:
             self.result.baseline_trial = record.number
         self.progress(
-            f"trial {number}: {record.outcome}"
+            f"trial {trial.number}: {record.outcome}"
             + (f" ({record.reason})" if record.reason else "")
             + (f", objective {record.objective:.4g}" if record.objective is not None else "")
         )
-        if trial is not None:
-            self._tell(trial, record)
+        self._tell(trial, record)
         self._choose_best()
         self._save()
 
+    def _measure_outside_space(self, config: Config) -> None:
+        """A baseline outside the search space has no Optuna params: measured here, kept only in results.json."""
+        number = -1
+        self.progress(f"trial {number}: baseline {config.id} (outside the search space)")
+        record = run_trial(self.context, number, config, baseline=True)
+        self.result.trials.insert(0, record)
+        self.result.baseline_trial = record.number
+        self.result.notes.append("the baseline lies outside the search space: it is not kept in the study storage")
+
+    def _give_back(self, trial: optuna.Trial) -> None:
+        try:
+            frozen = self.storage_trial(trial)
+            self.optuna.tell(trial, state=TrialState.FAIL)
+            _requeue(self.optuna, frozen)
+        except Exception:  # noqa: BLE001 - best effort while interrupted; --resume reconciles what is left
+            pass
+
     def _tell(self, trial: optuna.Trial, record: TrialRecord) -> None:
+        for key, value in _dashboard_attrs(record).items():
+            trial.set_user_attr(key, value)
         trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
         trial.set_constraint(CONSTRAINT_NAME, 0.0 if record.outcome == "feasible" else 1.0)
-        self.optuna.tell(trial, self._values(record))
+        try:
+            self.optuna.tell(trial, self._values(record))
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Our heartbeat was missed for longer than the grace period: the trial was failed and re-queued, and
+            # another worker may measure it again. The record stays in our results.json and the attributes above.
+            self.result.notes.append(f"trial {trial.number} was failed by a heartbeat check while it ran")
 
     def _tell_again(self, trial: optuna.Trial, config: Config) -> None:
         """A proposal we will not measure (measured already, or excluded by a constraint): answer from memory."""
-        previous = next((r for r in self.result.trials if r.config_hash == config.hash), None)
+        previous = next((r for r in self._known_records(note=False).values() if r.config_hash == config.hash), None)
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         trial.set_constraint(CONSTRAINT_NAME, 0.0 if previous and previous.outcome == "feasible" else 1.0)
-        trial.set_user_attr("autotuner.duplicate", True)
+        trial.set_user_attr(DUPLICATE_ATTR, "measured already" if previous else "excluded by a constraint")
         self.optuna.tell(trial, self._values(previous) if previous else self._worst())
 
     def _values(self, record: TrialRecord) -> list[float]:
@@ -210,26 +339,58 @@ class Study:
         return [0.0 if t.direction == "maximize" else 1e12 for t in self.loaded.spec.objective]
 
     # ------------------------------------------------------------------------------------------------ resume
-    def _reconcile(self) -> None:
-        """Trials a dead run left RUNNING are failed (they will be measured again): no "running forever"."""
-        for frozen in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if RECORD_ATTR not in frozen.user_attrs:
-                self.optuna._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
-                self.result.notes.append(
-                    f"optuna trial {frozen.number} was left running by an earlier run: marked failed"
-                )
+    def _check_resume(self) -> None:
+        """An existing study with trials is continued only when asked: a second run must not silently mix in."""
+        if self.options.resume or self.storage is None:
+            return
+        if self.optuna.get_trials(deepcopy=False):
+            raise StudyExists(
+                f"study {self.name!r} already has trials in {self.options.storage}: pass --resume to continue it "
+                "(or to join it as another worker), or use another --storage to start afresh"
+            )
 
-    def _known_records(self) -> dict[str, TrialRecord]:
+    def _fail_stale(self) -> None:
+        """RDB storages: trials whose worker stopped beating are failed and re-queued (Optuna's callback)."""
+        if has_heartbeat(self.storage):
+            optuna.storages.fail_stale_trials(self.optuna)
+
+    def _reconcile(self) -> None:
+        """Trials a dead run left RUNNING are failed and re-queued: no "running forever", nothing lost.
+
+        Dead means: the worker that claimed it ran on this machine and its process is gone, or the storage has no
+        heartbeats and the trial names no worker (older runs). Trials of live or remote workers on a heartbeat
+        storage are left to the heartbeat check.
+        """
+        for frozen in self.optuna.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker = frozen.user_attrs.get(WORKER_ATTR)
+            dead = worker_is_dead_here(worker) if isinstance(worker, str) else not has_heartbeat(self.storage)
+            if not dead or RECORD_ATTR in frozen.user_attrs:
+                continue
+            try:
+                self.optuna._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # another worker reconciled it first
+            if CLAIM_ATTR in frozen.user_attrs:
+                _requeue(self.optuna, frozen)
+            self.result.notes.append(
+                f"optuna trial {frozen.number} was left running by an earlier run: marked failed and queued again"
+            )
+
+    def _known_records(self, *, note: bool = True) -> dict[str, TrialRecord]:
         known: dict[str, TrialRecord] = {}
-        for frozen in self.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            record = _record(frozen)
-            if record is not None and record.config_hash not in known:
-                known[record.config_hash] = record
-        if known:
+        outside = [r for r in self.result.trials if r.number < 0]
+        for record in outside:
+            known[record.config_hash] = record
+        trials = self.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        for frozen in sorted(trials, key=lambda t: t.number):
+            stored = _record(frozen)
+            if stored is not None and stored.config_hash not in known:
+                known[stored.config_hash] = stored
+        for kept in known.values():
+            if kept.baseline:
+                self.result.baseline_trial = kept.number
+        if known and note:
             self.result.notes.append(f"resumed: {len(known)} configs measured by earlier runs are kept")
-            for record in known.values():
-                if record.baseline:
-                    self.result.baseline_trial = record.number
         return known
 
     # ------------------------------------------------------------------------------------------------ outcome
@@ -257,6 +418,39 @@ def _record(frozen: FrozenTrial) -> TrialRecord | None:
         return TrialRecord.model_validate(data)
     except ValueError:
         return None
+
+
+def _queued(frozen: FrozenTrial) -> bool:
+    """A trial that was queued (plan point, re-queued after its worker died), not proposed by the sampler."""
+    return "fixed_params" in frozen.system_attrs or "failed_trial" in frozen.system_attrs
+
+
+def _requeue(study: optuna.Study, frozen: FrozenTrial) -> None:
+    """Queue a failed trial's config again, as Optuna's retry callback does (keeps its params and attributes)."""
+    RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)(study, frozen)
+
+
+def _dashboard_attrs(record: TrialRecord) -> dict[str, Any]:
+    """Flat, readable attributes for optuna-dashboard: what happened, how long each stage took, key metrics."""
+    attrs: dict[str, Any] = {
+        "config_id": record.config_id,
+        "config_hash": record.config_hash,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "baseline": record.baseline,
+    }
+    for stage in record.stages:
+        attrs[f"stage.{stage.name}.seconds"] = round(stage.seconds, 3)
+    for level in record.levels:
+        key = f"{level.scenario}@{level.concurrency}"
+        for name in ("ttft.p90", "tpot.p90", "e2e_latency.p99"):
+            value = level.stats.get(name)
+            if value is not None:
+                attrs[f"{key}.{name}"] = value
+        if level.output_throughput is not None:
+            attrs[f"{key}.output_throughput"] = level.output_throughput
+        attrs[f"{key}.error_rate"] = level.error_rate
+    return attrs
 
 
 def new_run_id() -> str:

@@ -85,6 +85,8 @@ def tokenizer_for(loaded: LoadedSpec) -> str:
 class TuneOptions:
     report_dir: Path = Path("reports")
     storage: str | None = None
+    resume: bool = False  # continue (or join as another worker) a study that has trials in the storage
+    heartbeat: int = 30  # seconds between trial heartbeats on RDB storages
     max_trials: int | None = None
     timeout: float | None = None
 
@@ -118,6 +120,8 @@ def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], Non
             context,
             StudyOptions(
                 storage=options.storage,
+                resume=options.resume,
+                heartbeat=options.heartbeat,
                 max_trials=options.max_trials,
                 timeout=options.timeout,
                 results_path=out_dir / "results.json",

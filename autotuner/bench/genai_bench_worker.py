@@ -298,7 +298,19 @@ def _reply(channel: IO[str], message: dict[str, Any]) -> None:
     channel.flush()
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when the tuner that started it dies (even by SIGKILL): no orphan."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the worker still exits when its stdin closes
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _die_with_parent()
     # The protocol gets private copies of stdin/stdout; fds 0 and 1 then point at /dev/null and stderr, so a
     # prompt cannot eat a request line and a print cannot corrupt a reply.
     requests_in = os.fdopen(os.dup(0), "r", encoding="utf-8")

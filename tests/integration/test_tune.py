@@ -147,7 +147,7 @@ def test_resume_from_storage_keeps_what_was_measured(tmp_path: Path) -> None:
     code, output, first = tune(tmp_path, spec, "--storage", storage, "--max-trials", "2")
     assert code == 0, output
     assert first is not None and len(first.trials) == 2
-    code, output, second = tune(tmp_path, spec, "--storage", storage)
+    code, output, second = tune(tmp_path, spec, "--storage", storage, "--resume")
     assert code == 0, output
     assert second is not None
     assert [t.config["max-num-seqs"] for t in second.trials] == [1, 2, 4, 8]
