@@ -67,6 +67,9 @@ class Study:
     progress: Callable[[str], None] = lambda _text: None
 
     def __post_init__(self) -> None:
+        self.budget: int | None = None  # configs this study measures, once run() knows
+        self.started_at = time.monotonic()
+        self.done_here = 0  # trials this worker finished in this run (its pace gives the estimate)
         spec, space = self.loaded.spec, self.loaded.space
         count = space.count()
         self.feasible_grid = count.feasible if count else None
@@ -154,6 +157,9 @@ class Study:
             self._measure_outside_space(baseline)
         self._enqueue([c for c in plan if self.loaded.space.contains(c)])
         budget = self.max_trials if self.max_trials is not None else (len(plan) if self.strategy == "grid" else None)
+        self.budget = budget
+        self.started_at = time.monotonic()
+        self.done_here = 0
         duplicates = 0
         while True:
             if time.monotonic() > deadline:
@@ -271,7 +277,7 @@ class Study:
 
     def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial) -> None:
         label = "baseline " if baseline else ""
-        self.progress(f"trial {trial.number}: {label}{config.id}")
+        self.progress(f"trial {trial.number}{self._position()}: {label}{config.id}")
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         try:
             with Heartbeat(self.optuna._storage, trial._trial_id):
@@ -280,6 +286,7 @@ class Study:
             self._give_back(trial)  # interrupted: the config is measured again (here on --resume, or by a peer)
             raise
         self.result.trials.append(record)
+        self.done_here += 1
         if baseline:
             self.result.baseline_trial = record.number
         self.progress(
@@ -290,6 +297,18 @@ class Study:
         self._tell(trial, record)
         self._choose_best()
         self._save()
+
+    def _position(self) -> str:
+        """`` (3 of 6, 2m10s elapsed, ~3m left)``: where the study stands, from this worker's pace so far."""
+        measured = sum(1 for r in self.result.trials if r.repeat == 0)
+        budget = self.budget
+        elapsed = time.monotonic() - self.started_at
+        parts = [f"{measured + 1} of {budget}" if budget else f"{measured + 1}", f"{_clock(elapsed)} elapsed"]
+        done = self.done_here
+        if budget and done:
+            left = max(budget - measured, 0) * elapsed / done
+            parts.append(f"~{_clock(left)} left")
+        return f" ({', '.join(parts)})"
 
     def _measure_outside_space(self, config: Config) -> None:
         """A baseline outside the search space has no Optuna params: measured here, kept only in results.json."""
@@ -451,6 +470,11 @@ def _dashboard_attrs(record: TrialRecord) -> dict[str, Any]:
             attrs[f"{key}.output_throughput"] = level.output_throughput
         attrs[f"{key}.error_rate"] = level.error_rate
     return attrs
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
 
 
 def new_run_id() -> str:
