@@ -10,6 +10,7 @@ engine was slow to stop (the original system lost results that way).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .bench.measurement import LevelFailure, LevelKey, LevelResult, Measurement
-from .engines.profile import FailureKind
+from .engines.profile import FailureKind, split_flags
 from .launch import Launcher, LaunchFailed, wait_until_ready
 from .launch.base import Deployment, LaunchRequest
 from .launch.plan import launch_request
@@ -64,6 +65,39 @@ class TrialContext:
     progress: Progress = lambda _text: None
     early_stop: bool = True  # stop a config after the first level that breaks a hard SLO
     stop_grace: float = 15.0
+    # Engine reuse: configs that differ only in client-side settings (request.*) share one launch. The engine of
+    # the last trial stays up while the study may still need it; ``release()`` stops it at the end.
+    reuse_engines: bool = False
+    warm: WarmEngine | None = None
+
+    def take_warm(self, key: str, stages: _Stages, record: TrialRecord) -> WarmEngine | None:
+        """The warm engine if it is this config's engine and still alive; otherwise stop it (in this timeline)."""
+        warm, self.warm = self.warm, None
+        if warm is None:
+            return None
+        if warm.key == key and warm.deployment.exit_code() is None:
+            return warm
+        _teardown(self, warm.deployment, stages, record, name=f"teardown (engine of trial {warm.trial})")
+        return None
+
+    def keep_or_stop(self, engine: WarmEngine, stages: _Stages, record: TrialRecord) -> None:
+        if self.reuse_engines and engine.deployment.exit_code() is None and record.outcome != "failed":
+            self.warm = engine
+            return
+        _teardown(self, engine.deployment, stages, record)
+
+    def release(self) -> None:
+        """Stop the engine kept warm for a next trial that will not come."""
+        warm, self.warm = self.warm, None
+        if warm is not None:
+            warm.deployment.stop(self.stop_grace)
+
+
+@dataclass(frozen=True)
+class WarmEngine:
+    key: str
+    deployment: Deployment
+    trial: int  # the trial that launched it
 
 
 @dataclass
@@ -106,11 +140,18 @@ def run_trial(
         repeat=repeat,
     )
     request = launch_request(ctx.loaded, config, run_id=ctx.run_id, name=f"trial-{number:03d}", log_dir=trial_dir)
+    key = engine_key(request)
+    workload = _workload(spec, config)
     try:
+        warm = ctx.take_warm(key, stages, record)
+        if warm is not None:
+            stages.add("launch", 0.0, True, f"reused the engine of trial {warm.trial} (only client settings differ)")
+            record.engine_log = str(warm.deployment.log_path)
+            _measure_and_judge(ctx, spec, warm.deployment, request, workload, trial_dir, stages, record)
+            ctx.keep_or_stop(WarmEngine(key, warm.deployment, warm.trial), stages, record)
+            return record
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
             deployment = _launch(ctx, request, stages, record)
-            if deployment is None:
-                return record
             try:
                 try:
                     with stages.stage("ready") as ready:
@@ -126,30 +167,79 @@ def run_trial(
                     record.reason = f"{failure.kind.value}: {failure.message}"
                     if failure.kind is FailureKind.PORT_IN_USE and attempt < LAUNCH_ATTEMPTS and request.port is None:
                         ctx.progress("the port was taken between choosing and binding it: launching again")
+                        _teardown(ctx, deployment, stages, record)
                         continue  # another process took the free port we picked: a race, not the config's fault
+                    _teardown(ctx, deployment, stages, record)
                     return record
-                record.failure_kind = None
-                record.reason = ""
-                results = _bench(ctx, spec, deployment, request, trial_dir, stages)
-                with stages.stage("judge"):
-                    _judge(spec, results, record)
-                return record
-            finally:
+            except BaseException:
                 _teardown(ctx, deployment, stages, record)
+                raise
+            record.failure_kind = None
+            record.reason = ""
+            try:
+                _measure_and_judge(ctx, spec, deployment, request, workload, trial_dir, stages, record)
+            except BaseException:
+                _teardown(ctx, deployment, stages, record)
+                raise
+            ctx.keep_or_stop(WarmEngine(key, deployment, number), stages, record)
+            return record
         return record
     finally:
         record.stages = stages.records
 
 
-def _launch(ctx: TrialContext, request: LaunchRequest, stages: _Stages, record: TrialRecord) -> Deployment | None:
+def _measure_and_judge(
+    ctx: TrialContext,
+    spec: TuningSpec,
+    deployment: Deployment,
+    request: LaunchRequest,
+    workload: Workload,
+    trial_dir: Path,
+    stages: _Stages,
+    record: TrialRecord,
+) -> None:
+    results = _bench(ctx, spec, deployment, request, workload, trial_dir, stages)
+    with stages.stage("judge"):
+        _judge(spec, results, record)
+
+
+def _workload(spec: TuningSpec, config: Config) -> Workload:
+    """The spec's workload with the config's ``request.*`` values sent with every request."""
+    _flags, _env, fields = split_flags(config.as_dict())
+    if not fields:
+        return spec.workload
+    return spec.workload.model_copy(update={"request_params": {**spec.workload.request_params, **fields}})
+
+
+def engine_key(request: LaunchRequest) -> str:
+    """What makes two trials' engines the same engine: everything launched, nothing sent by the client."""
+    return json.dumps(
+        [
+            request.profile.runtime,
+            request.model,
+            request.served_name,
+            sorted(request.flags.items()),
+            sorted(request.env.items()),
+            request.python,
+            request.image,
+            request.gpus,
+            sorted(request.extra.items()),
+        ],
+        default=str,
+    )
+
+
+def _launch(ctx: TrialContext, request: LaunchRequest, stages: _Stages, record: TrialRecord) -> Deployment:
     with stages.stage("launch"):
         deployment = ctx.launcher.start(request)
     record.engine_log = str(deployment.log_path)
     return deployment
 
 
-def _teardown(ctx: TrialContext, deployment: Deployment, stages: _Stages, record: TrialRecord) -> None:
-    with stages.stage("teardown") as teardown:
+def _teardown(
+    ctx: TrialContext, deployment: Deployment, stages: _Stages, record: TrialRecord, name: str = "teardown"
+) -> None:
+    with stages.stage(name) as teardown:
         try:
             deployment.stop(ctx.stop_grace)
         except Exception as exc:  # noqa: BLE001 - recorded apart, never changes the outcome
@@ -163,6 +253,7 @@ def _bench(
     spec: TuningSpec,
     deployment: Deployment,
     request: LaunchRequest,
+    workload: Workload,
     trial_dir: Path,
     stages: _Stages,
 ) -> dict[LevelKey, LevelResult]:
@@ -177,7 +268,7 @@ def _bench(
         results = ctx.bench(
             url=deployment.url,
             request=request,
-            workload=spec.workload,
+            workload=workload,
             out_dir=trial_dir / "bench",
             on_level=on_level,
             progress=ctx.progress,

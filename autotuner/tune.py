@@ -114,6 +114,7 @@ def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], Non
             launcher=launcher,
             bench=GenaiBenchBench(tokenizer, runner),
             progress=progress,
+            reuse_engines=any(name.startswith("request.") for name in spec.parameters),
         )
         study = Study(
             loaded,
@@ -130,7 +131,10 @@ def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], Non
         )
         study.result.environment = environment(spec)
         progress(f"{spec.name}: strategy {study.strategy}, run {run_id}, results and logs in {out_dir}")
-        result = study.run()
+        try:
+            result = study.run()
+        finally:
+            context.release()
     best = result.best()
     if best is not None:
         request = launch_request(loaded, Config.of(best.config), run_id=run_id, name="best", log_dir=out_dir)

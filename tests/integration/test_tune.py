@@ -80,8 +80,16 @@ def test_grid_finds_the_best_config_and_reports_against_the_baseline(tmp_path: P
     assert result.environment is not None and result.environment.cpus >= 1 and result.environment.engine == "sim"
     for trial in result.trials:
         names = [s.name for s in trial.stages]
-        assert names == ["launch", "ready", "bench", "warmup", "level D(64,32)@1", "level D(64,32)@4", "judge",
-                         "teardown"], names  # "bench" spans the warm-up and the levels
+        assert names == [
+            "launch",
+            "ready",
+            "bench",
+            "warmup",
+            "level D(64,32)@1",
+            "level D(64,32)@4",
+            "judge",
+            "teardown",
+        ], names  # "bench" spans the warm-up and the levels
         bench = trial.stages[2]
         assert all(bench.started <= s.started <= s.ended <= bench.ended + 0.01 for s in trial.stages[3:6])
         assert Path(trial.engine_log or "").is_file()
@@ -155,3 +163,33 @@ def test_resume_from_storage_keeps_what_was_measured(tmp_path: Path) -> None:
     assert any("resumed: 2 configs" in note for note in second.notes)
     data = json.loads((tmp_path / "reports" / "sim-tune" / "latest" / "results.json").read_text())
     assert data["best_trial"] is not None
+
+
+def test_configs_differing_only_in_client_settings_share_one_engine(tmp_path: Path) -> None:
+    """request.* parameters reach genai-bench's requests; the engine is launched once per engine config."""
+    spec = write_spec(tmp_path, values="[2, 4]")
+    spec.write_text(
+        spec.read_text()
+        .replace("  max-num-seqs: [2, 4]", "  max-num-seqs: [2, 4]\n  request.temperature: [0.0, 0.5]")
+        .replace("baseline: {max-num-seqs: 1}", "baseline: {max-num-seqs: 2, request.temperature: 0.0}")
+    )
+    code, output, result = tune(tmp_path, spec)
+    assert code == 0, output
+    assert result is not None and len(result.trials) == 4
+    launches = [next(s for s in t.stages if s.name == "launch") for t in result.trials]
+    reused = [s for s in launches if s.detail.startswith("reused the engine")]
+    assert len(reused) == 2, [s.detail for s in launches]  # 2 engine configs x 2 temperatures: 2 launches
+    engines = {t.engine_log for t in result.trials}
+    assert len(engines) == 2
+    for trial in result.trials:  # each trial's temperature went out with its requests
+        metadata = list(
+            (tmp_path / "reports" / "sim-tune" / "latest").glob(
+                f"trial-*-{trial.config_hash}/bench/*/experiment_metadata.json"
+            )
+        )
+        assert metadata, trial.config_id
+        assert (
+            json.loads(metadata[0].read_text())["additional_request_params"]["temperature"]
+            == trial.config["request.temperature"]
+        )
+    assert no_engine_left()
