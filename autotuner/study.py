@@ -65,6 +65,7 @@ class Study:
     context: TrialContext
     options: StudyOptions = field(default_factory=StudyOptions)
     progress: Callable[[str], None] = lambda _text: None
+    run_trial: Callable[..., TrialRecord] = run_trial  # the trial pipeline; a replay of recorded results in benchmarks
 
     def __post_init__(self) -> None:
         self.budget: int | None = None  # configs this study measures, once run() knows
@@ -184,8 +185,14 @@ class Study:
                 duplicates += 1
                 self._tell_again(trial, config)
                 if duplicates >= MAX_DUPLICATE_PROPOSALS:
-                    self.result.notes.append("the sampler kept proposing measured or excluded configs: space exhausted")
-                    break
+                    left = self._unmeasured(measured | set(running))
+                    if not left:
+                        self.result.notes.append("every config of the space was measured: the search is complete")
+                        break
+                    # The sampler is stuck on measured configs, yet some are left: queue one of those (seeded).
+                    pick = random.Random(self.loaded.spec.search.seed + len(measured)).choice(left)
+                    self._enqueue([pick])
+                    duplicates = 0
                 continue
             trial.set_user_attr(CLAIM_ATTR, config.hash)
             trial.set_user_attr(WORKER_ATTR, self.worker)
@@ -200,6 +207,13 @@ class Study:
         self._choose_best()
         self._save()
         return self.result
+
+    def _unmeasured(self, taken: set[str]) -> list[Config]:
+        """Grid configs nobody measured or runs (empty for a continuous space, which cannot be exhausted)."""
+        count = self.loaded.space.count()
+        if count is None or count.feasible is None:
+            return []
+        return [c for c in self.loaded.space.grid() if c.hash not in taken]
 
     def storage_trial(self, trial: optuna.Trial) -> FrozenTrial:
         return self.optuna._storage.get_trial(trial._trial_id)
@@ -281,7 +295,7 @@ class Study:
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         try:
             with Heartbeat(self.optuna._storage, trial._trial_id):
-                record = run_trial(self.context, trial.number, config, baseline=baseline)
+                record = self.run_trial(self.context, trial.number, config, baseline=baseline)
         except BaseException:
             self._give_back(trial)  # interrupted: the config is measured again (here on --resume, or by a peer)
             raise
@@ -314,7 +328,7 @@ class Study:
         """A baseline outside the search space has no Optuna params: measured here, kept only in results.json."""
         number = -1
         self.progress(f"trial {number}: baseline {config.id} (outside the search space)")
-        record = run_trial(self.context, number, config, baseline=True)
+        record = self.run_trial(self.context, number, config, baseline=True)
         self.result.trials.insert(0, record)
         self.result.baseline_trial = record.number
         self.result.notes.append("the baseline lies outside the search space: it is not kept in the study storage")

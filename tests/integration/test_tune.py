@@ -146,7 +146,7 @@ def test_random_search_never_measures_a_config_twice(tmp_path: Path) -> None:
     assert result is not None
     hashes = [t.config_hash for t in result.trials]
     assert len(hashes) == len(set(hashes)) == 3  # baseline (1) + the two values; then the space is exhausted
-    assert any("exhausted" in note for note in result.notes)
+    assert any("search is complete" in note for note in result.notes)
 
 
 def test_resume_from_storage_keeps_what_was_measured(tmp_path: Path) -> None:
