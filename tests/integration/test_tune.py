@@ -193,3 +193,43 @@ def test_configs_differing_only_in_client_settings_share_one_engine(tmp_path: Pa
             == trial.config["request.temperature"]
         )
     assert no_engine_left()
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_interrupting_tune_mid_benchmark_keeps_results_and_leaves_nothing(tmp_path: Path, sig: str) -> None:
+    """A CI runner cancelling the job (SIGTERM) or Ctrl-C while genai-bench measures: engine and worker stop."""
+    import signal
+    import time
+
+    spec = write_spec(tmp_path, values="[1, 2]")
+    spec.write_text(spec.read_text().replace("decode-step-ms: 20", "decode-step-ms: 200"))  # slow levels
+    env = {**os.environ, "AUTOTUNER_STATE_DIR": str(tmp_path / "state")}
+    tool = subprocess.Popen(
+        [sys.executable, "-m", "autotuner", "tune", str(spec), "--report-dir", str(tmp_path / "reports")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        assert tool.stdout is not None
+        seen = ""
+        deadline = time.monotonic() + 120
+        while "level 1 of 2: D(64,32) at concurrency 1" not in seen and time.monotonic() < deadline:
+            seen += tool.stdout.readline()
+        assert "level 1 of 2" in seen, seen
+        time.sleep(1.0)  # genai-bench is sending requests now
+        children = psutil.Process(tool.pid).children(recursive=True)
+        assert any("sim_server" in " ".join(p.cmdline()) for p in children)
+        tool.send_signal(getattr(signal, sig))
+        output, _ = tool.communicate(timeout=60)
+        assert tool.returncode == 130, seen + output
+        assert "interrupted: what was measured is in" in output and "--storage" in output
+        psutil.wait_procs(children, timeout=20)
+        assert [p.pid for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
+        assert not list((tmp_path / "state").glob("process-*.json"))  # no engine record left: it was stopped
+    finally:
+        if tool.poll() is None:
+            os.killpg(tool.pid, signal.SIGKILL)
+            tool.wait()
