@@ -97,7 +97,7 @@ class Heartbeat:
         self.thread: threading.Thread | None = None
 
     def __enter__(self) -> Heartbeat:
-        storage = self.storage
+        storage = getattr(self.storage, "_backend", self.storage)  # a study wraps its RDB storage in a cache
         if isinstance(storage, RDBStorage) and storage.heartbeat_interval is not None:
             interval = float(storage.heartbeat_interval)
             storage.record_heartbeat(self.trial_id)

@@ -294,7 +294,7 @@ class Study:
         self.progress(f"trial {trial.number}{self._position()}: {label}{config.id}")
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         try:
-            with Heartbeat(self.optuna._storage, trial._trial_id):
+            with Heartbeat(self.storage or self.optuna._storage, trial._trial_id):
                 record = self.run_trial(self.context, trial.number, config, baseline=baseline)
         except BaseException:
             self._give_back(trial)  # interrupted: the config is measured again (here on --resume, or by a peer)
