@@ -159,6 +159,8 @@ class Study:
         self._enqueue([c for c in plan if self.loaded.space.contains(c)])
         budget = self.max_trials if self.max_trials is not None else (len(plan) if self.strategy == "grid" else None)
         self.budget = budget
+        if budget is not None and baseline is not None and not self.loaded.space.contains(baseline):
+            budget -= 1  # max_trials counts the baseline; outside the space it is not in the storage's census
         self.started_at = time.monotonic()
         self.done_here = 0
         duplicates = 0
