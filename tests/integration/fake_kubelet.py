@@ -43,6 +43,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from autotuner.launch.process import group_alive
+
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER_PORT = "8080"  # OME's engine port, inside the pod
 BINARIES = {"python3": sys.executable, "python": sys.executable}  # what the fake "image" has on its PATH
@@ -87,16 +89,6 @@ def localize(argv: list[str], port: int) -> list[str]:
         elif token == "--host=0.0.0.0":
             out[index] = "--host=127.0.0.1"
     return out
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from autotuner.engines.sim_server import SimConfig, build_parser, step_seconds
+from tests.fixtures.genai_bench.make_fixtures import build_tokenizer
 
 REPO = Path(__file__).resolve().parents[2]
 CHAT_PATH = "/v1/chat/completions"
@@ -432,34 +433,6 @@ def test_sigterm_exits_0_promptly_and_leaves_no_process(start_sim: Callable[...,
 # ------------------------------------------------------------------------------------------- genai-bench, for real
 
 
-def _build_tokenizer(directory: Path) -> None:
-    """A tiny byte-level BPE tokenizer that transformers' AutoTokenizer loads offline (genai-bench needs one)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    corpus = [
-        "Shall I compare thee to a summer's day? Thou art more lovely and more temperate.",
-        "Rough winds do shake the darling buds of May, and summer's lease hath all too short a date.",
-        "From fairest creatures we desire increase, that thereby beauty's rose might never die.",
-    ] * 20
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    special = "<|endoftext|>"
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=[special],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(corpus, trainer)
-    directory.mkdir(parents=True)
-    tokenizer.save(str(directory / "tokenizer.json"))
-    tokens = {"bos_token": special, "eos_token": special, "unk_token": special}
-    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 4096, **tokens}
-    (directory / "tokenizer_config.json").write_text(json.dumps(config))
-    (directory / "special_tokens_map.json").write_text(json.dumps(tokens))
-
-
 def _offline_env() -> dict[str, str]:
     return {**_env(), "HF_HUB_OFFLINE": "1", "ENABLE_UI": "false"}
 
@@ -467,7 +440,7 @@ def _offline_env() -> dict[str, str]:
 @pytest.mark.slow
 def test_real_genai_bench_run_against_the_sim(start_sim: Callable[..., Sim], tmp_path: Path) -> None:
     tokenizer = tmp_path / "tokenizer"
-    _build_tokenizer(tokenizer)
+    build_tokenizer(tokenizer)  # the same tiny tokenizer the committed genai-bench fixtures were made with
     check = "from transformers import AutoTokenizer; import sys; print(len(AutoTokenizer.from_pretrained(sys.argv[1]).encode('a summer day')))"
     loaded = subprocess.run(
         [sys.executable, "-c", check, str(tokenizer)], capture_output=True, text=True, env=_offline_env(), timeout=120
