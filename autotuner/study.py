@@ -41,6 +41,7 @@ CONFIG_ATTR = "autotuner.config"
 CLAIM_ATTR = "autotuner.claim"  # config hash, written when a worker takes a trial (before it checks for peers)
 WORKER_ATTR = "autotuner.worker"  # host:pid:start-time of the worker measuring the trial
 DUPLICATE_ATTR = "autotuner.duplicate"  # why a trial was not measured (its config is another trial's)
+OUTSIDE_ATTR = "autotuner.outside"  # a baseline outside the search space: a FAIL trial holding its record
 CONSTRAINT_NAME = "slo"  # Optuna's constraint: <= 0 feasible; samplers learn to avoid infeasible regions
 MAX_DUPLICATE_PROPOSALS = 50  # the sampler keeps proposing measured configs: the space is exhausted
 
@@ -86,7 +87,11 @@ class Study:
         self.storage = open_storage(self.options.storage, heartbeat=self.options.heartbeat)
         self.worker = worker_id()
         self.poll = max(1.0, self.options.heartbeat / 2)  # how often a worker with nothing to do looks again
-        self.baseline_hash: str | None = None
+        self._started = False
+        self.deadline = float("inf")
+        self.plan: list[Config] | None = None  # grid strategies: the baseline and the grid points, in order
+        self.baseline = Config.of(spec.search.baseline) if spec.search.baseline is not None else None
+        self.baseline_hash = self.baseline.hash if self.baseline is not None else None
         self.optuna = optuna.create_study(
             study_name=self.name,
             storage=self.storage,
@@ -113,25 +118,37 @@ class Study:
             return optuna.samplers.NSGAIISampler(seed=seed)
         return optuna.samplers.RandomSampler(seed=seed)  # grid points are enqueued explicitly
 
-    def _grid_plan(self, baseline: Config | None) -> list[Config]:
-        """The grid points to measure after the baseline: all, or an unbiased seeded sample that fits the budget.
-
-        ``max_trials`` counts every measured config, the baseline included.
-        """
-        configs = [c for c in self.loaded.space.grid() if baseline is None or c.hash != baseline.hash]
-        budget = self.max_trials
-        if budget is not None and baseline is not None:
-            budget -= 1
-        if budget is not None and budget < len(configs):
-            chosen = random.Random(self.loaded.spec.search.seed).sample(configs, max(budget, 0))
-            self.result.notes.append(
-                f"grid of {len(configs)} configs besides the baseline, budget {max(budget, 0)}: measured a seeded "
-                f"random sample (not the first {max(budget, 0)})"
-            )
-            return _engine_order(chosen)
-        return _engine_order(configs)
-
     # ------------------------------------------------------------------------------------------------ running
+    def start(self) -> None:
+        """Open the study: refuse a silent mix-in, reconcile what dead runs left, load what is measured already.
+
+        Idempotent, and measures nothing: ``run()`` and the pytest plugin (which measures one config per test item)
+        both start here. The budget and the time budget count from the first call.
+        """
+        if self._started:
+            return
+        self._started = True
+        self._check_resume()
+        self._fail_stale()
+        self._reconcile()
+        self.result.trials = sorted(self._known_records().values(), key=lambda r: r.number)
+        spec = self.loaded.spec
+        self.deadline = time.monotonic() + (
+            self.options.timeout or (spec.search.timeout.total_seconds() if spec.search.timeout else float("inf"))
+        )
+        plan = planned_configs(self.loaded, self.max_trials, strategy=self.strategy)
+        if plan is not None and self.max_trials is not None and len(plan) < _plan_size(self.loaded):
+            grid = _plan_size(self.loaded) - (1 if self.baseline is not None else 0)
+            chosen = len(plan) - (1 if self.baseline is not None else 0)
+            self.result.notes.append(
+                f"grid of {grid} configs besides the baseline, budget {chosen}: measured a seeded random sample "
+                f"(not the first {chosen})"
+            )
+        self.plan = plan
+        self.budget = self.max_trials if self.max_trials is not None else (len(plan) if plan is not None else None)
+        self.started_at = time.monotonic()
+        self.done_here = 0
+
     def run(self) -> StudyResult:
         """Measure the plan (baseline, grid points) and then what the sampler proposes, sharing work via storage.
 
@@ -140,35 +157,58 @@ class Study:
         with a lower number. When nothing is left to ask for but other workers still run trials, it waits: a worker
         that dies has its trial failed by the heartbeat check and re-queued, and the waiting worker picks it up.
         """
-        self._check_resume()
-        self._fail_stale()
-        self._reconcile()
-        known = self._known_records()
-        self.result.trials = sorted(known.values(), key=lambda r: r.number)
-        spec = self.loaded.spec
-        deadline = time.monotonic() + (
-            self.options.timeout or (spec.search.timeout.total_seconds() if spec.search.timeout else float("inf"))
-        )
-        baseline = Config.of(spec.search.baseline) if spec.search.baseline is not None else None
-        plan: list[Config] = [baseline] if baseline is not None else []
-        if self.strategy == "grid":
-            plan.extend(self._grid_plan(baseline))
-        self.baseline_hash = baseline.hash if baseline is not None else None
-        if baseline is not None and not self.loaded.space.contains(baseline) and baseline.hash not in known:
-            self._measure_outside_space(baseline)
+        self.start()
+        plan = self.plan if self.plan is not None else ([self.baseline] if self.baseline is not None else [])
+        if self.baseline is not None and not self.loaded.space.contains(self.baseline):
+            self.measure(self.baseline, wait=False)  # no Optuna params: measured directly, kept in the storage
         self._enqueue([c for c in plan if self.loaded.space.contains(c)])
-        budget = self.max_trials if self.max_trials is not None else (len(plan) if self.strategy == "grid" else None)
-        self.budget = budget
-        if budget is not None and baseline is not None and not self.loaded.space.contains(baseline):
-            budget -= 1  # max_trials counts the baseline; outside the space it is not in the storage's census
-        self.started_at = time.monotonic()
-        self.done_here = 0
+        while self.measure_next() is not None:
+            pass
+        return self.finish()
+
+    def measure(self, config: Config, *, wait: bool = True) -> TrialRecord | None:
+        """Measure ``config`` now, unless the study has it already (measured here or by another worker).
+
+        The trial is created for this config directly (not through the queue, where other configs wait), then
+        claimed like any other. When another worker holds the same config, ``wait`` waits for its record (None
+        without ``wait``); if that worker dies, the config is measured here. Configs outside the search space (a
+        baseline that fixes fewer flags) are stored as FAIL trials with their record, which samplers ignore.
+        """
+        self.start()
+        while True:
+            known = self._record_of(config.hash)
+            if known is not None:
+                return known
+            inside = self.loaded.space.contains(config)
+            trial = self._create_trial(config, inside=inside)
+            trial.set_user_attr(CLAIM_ATTR, config.hash)
+            trial.set_user_attr(WORKER_ATTR, self.worker)
+            owner = self._owner(trial, config.hash)
+            if owner is None:
+                self._measure(config, baseline=config.hash == self.baseline_hash, trial=trial)
+                return self._record_of(config.hash)
+            self._discard(trial, f"config measured by trial {owner}")
+            if not wait:
+                return None
+            while self._record_of(config.hash) is None and config.hash in self._census()[1]:
+                time.sleep(self.poll)
+                self._fail_stale()
+
+    def measure_next(self) -> TrialRecord | None:
+        """Measure the next config: a queued plan point, else the sampler's proposal; None when the study is done.
+
+        Done means: the budget is used, the time budget passed, a grid's queue is empty, or every config of a
+        finite space was measured. A proposal of a measured config (or one a constraint excludes) is answered
+        from memory without launching anything; a run of such proposals makes the study queue an unmeasured one.
+        """
+        self.start()
         duplicates = 0
         while True:
-            if time.monotonic() > deadline:
+            if time.monotonic() > self.deadline:
                 self.result.notes.append("search.timeout reached: no new trial was started after it")
-                break
+                return None
             measured, running, waiting = self._census()
+            budget = self.budget
             if (budget is not None and len(measured) + len(running) >= budget and not waiting) or (
                 self.strategy == "grid" and not waiting
             ):
@@ -176,7 +216,7 @@ class Study:
                     time.sleep(self.poll)
                     self._fail_stale()
                     continue
-                break
+                return None
             trial = self.optuna.ask(self.distributions)
             frozen = self.storage_trial(trial)
             if self.strategy == "grid" and not _queued(frozen):  # another worker popped the last queued point
@@ -190,7 +230,7 @@ class Study:
                     left = self._unmeasured(measured | set(running))
                     if not left:
                         self.result.notes.append("every config of the space was measured: the search is complete")
-                        break
+                        return None
                     # The sampler is stuck on measured configs, yet some are left: queue one of those (seeded).
                     pick = random.Random(self.loaded.spec.search.seed + len(measured)).choice(left)
                     self._enqueue([pick])
@@ -202,13 +242,36 @@ class Study:
             if owner is not None:  # claimed first by another worker (a duplicate enqueue raced): not measured twice
                 self._discard(trial, f"config measured by trial {owner}")
                 continue
-            duplicates = 0
             self._measure(config, baseline=config.hash == self.baseline_hash, trial=trial)
+            return self._record_of(config.hash)
+
+    def finish(self) -> StudyResult:
+        """Every record the storage holds (all workers'), the best chosen, ``results.json`` written."""
+        self.start()
         self.result.trials = sorted(self._known_records(note=False).values(), key=lambda r: r.number)
         self.result.finished = now()
         self._choose_best()
         self._save()
         return self.result
+
+    def _record_of(self, config_hash: str) -> TrialRecord | None:
+        """The first record of a config: in this run's results, else in the storage (another worker's)."""
+        mine = next((r for r in self.result.trials if r.config_hash == config_hash and r.repeat == 0), None)
+        if mine is not None:
+            return mine
+        return self._known_records(note=False).get(config_hash)
+
+    def _create_trial(self, config: Config, *, inside: bool) -> optuna.Trial:
+        """A RUNNING trial for exactly this config (``ask()`` would pop whatever waits in the queue first)."""
+        params = self.loaded.space.params_from_config(config) if inside else {}
+        template = optuna.trial.create_trial(
+            state=TrialState.RUNNING,
+            params=params,
+            distributions={name: self.distributions[name] for name in params},
+            user_attrs={CONFIG_ATTR: config.as_dict(), **({} if inside else {OUTSIDE_ATTR: True})},
+        )
+        trial_id = self.optuna._storage.create_new_trial(self.optuna._study_id, template_trial=template)
+        return optuna.Trial(self.optuna, trial_id)
 
     def _unmeasured(self, taken: set[str]) -> list[Config]:
         """Grid configs nobody measured or runs (empty for a continuous space, which cannot be exhausted)."""
@@ -326,20 +389,12 @@ class Study:
             parts.append(f"~{_clock(left)} left")
         return f" ({', '.join(parts)})"
 
-    def _measure_outside_space(self, config: Config) -> None:
-        """A baseline outside the search space has no Optuna params: measured here, kept only in results.json."""
-        number = -1
-        self.progress(f"trial {number}: baseline {config.id} (outside the search space)")
-        record = self.run_trial(self.context, number, config, baseline=True)
-        self.result.trials.insert(0, record)
-        self.result.baseline_trial = record.number
-        self.result.notes.append("the baseline lies outside the search space: it is not kept in the study storage")
-
     def _give_back(self, trial: optuna.Trial) -> None:
         try:
             frozen = self.storage_trial(trial)
             self.optuna.tell(trial, state=TrialState.FAIL)
-            _requeue(self.optuna, frozen)
+            if not frozen.user_attrs.get(OUTSIDE_ATTR):  # an outside config is measured again by run()/measure()
+                _requeue(self.optuna, frozen)
         except Exception:  # noqa: BLE001 - best effort while interrupted; --resume reconciles what is left
             pass
 
@@ -349,7 +404,10 @@ class Study:
         trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
         trial.set_constraint(CONSTRAINT_NAME, 0.0 if record.outcome == "feasible" else 1.0)
         try:
-            self.optuna.tell(trial, self._values(record))
+            if self.storage_trial(trial).user_attrs.get(OUTSIDE_ATTR):
+                self.optuna.tell(trial, state=TrialState.FAIL)  # no params: samplers must not learn from it
+            else:
+                self.optuna.tell(trial, self._values(record))
         except optuna.exceptions.UpdateFinishedTrialError:
             # Our heartbeat was missed for longer than the grace period: the trial was failed and re-queued, and
             # another worker may measure it again. The record stays in our results.json and the attributes above.
@@ -405,7 +463,7 @@ class Study:
                 self.optuna._storage.set_trial_state_values(frozen._trial_id, TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker reconciled it first
-            if CLAIM_ATTR in frozen.user_attrs:
+            if CLAIM_ATTR in frozen.user_attrs and not frozen.user_attrs.get(OUTSIDE_ATTR):
                 _requeue(self.optuna, frozen)
             self.result.notes.append(
                 f"optuna trial {frozen.number} was left running by an earlier run: marked failed and queued again"
@@ -413,9 +471,6 @@ class Study:
 
     def _known_records(self, *, note: bool = True) -> dict[str, TrialRecord]:
         known: dict[str, TrialRecord] = {}
-        outside = [r for r in self.result.trials if r.number < 0]
-        for record in outside:
-            known[record.config_hash] = record
         trials = self.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         for frozen in sorted(trials, key=lambda t: t.number):
             stored = _record(frozen)
@@ -443,6 +498,44 @@ class Study:
     def _save(self) -> None:
         if self.options.results_path is not None:
             self.result.write(self.options.results_path)
+
+
+def planned_configs(loaded: LoadedSpec, max_trials: int | None, *, strategy: str | None = None) -> list[Config] | None:
+    """What a grid study measures, in order: the baseline, then every grid point or an unbiased sample of them.
+
+    ``max_trials`` counts every measured config, the baseline included; a budget smaller than the grid gets a
+    seeded random sample (never "the first N"), in engine order so configs that share an engine run together.
+    None for sampled strategies (random, tpe, nsga2), whose configs are only known as they are proposed. The
+    pytest plugin makes one test item of each.
+    """
+    spec = loaded.spec
+    max_trials = max_trials or spec.search.max_trials
+    if strategy is None:
+        count = loaded.space.count()
+        strategy = planned_strategy(
+            spec.search.strategy,
+            multi_objective=spec.multi_objective,
+            feasible=count.feasible if count else None,
+            max_trials=max_trials,
+        )
+    if strategy != "grid":
+        return None
+    baseline = Config.of(spec.search.baseline) if spec.search.baseline is not None else None
+    configs = [c for c in loaded.space.grid() if baseline is None or c.hash != baseline.hash]
+    budget = max_trials
+    if budget is not None and baseline is not None:
+        budget -= 1
+    if budget is not None and budget < len(configs):
+        configs = random.Random(spec.search.seed).sample(configs, max(budget, 0))
+    return ([baseline] if baseline is not None else []) + _engine_order(configs)
+
+
+def _plan_size(loaded: LoadedSpec) -> int:
+    """The whole grid plan's size (the baseline included): what a grid study measures without a budget."""
+    baseline = loaded.spec.search.baseline
+    grid = list(loaded.space.grid())
+    inside = baseline is not None and any(c.hash == Config.of(baseline).hash for c in grid)
+    return len(grid) + (1 if baseline is not None and not inside else 0)
 
 
 def _record(frozen: FrozenTrial) -> TrialRecord | None:

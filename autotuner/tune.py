@@ -9,7 +9,8 @@ to the newest run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +90,7 @@ class TuneOptions:
     heartbeat: int = 30  # seconds between trial heartbeats on RDB storages
     max_trials: int | None = None
     timeout: float | None = None
+    launcher: str | None = None  # overrides spec.engine.launcher (process, docker, kubernetes, endpoint)
 
 
 def latest_results(report_dir: Path, spec_name: str) -> Path:
@@ -96,13 +98,46 @@ def latest_results(report_dir: Path, spec_name: str) -> Path:
     return report_dir / spec_name / "latest" / "results.json"
 
 
-def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], None]) -> StudyResult:
+@dataclass
+class TuneSession:
+    """One study's run with its resources open: measure through ``study``, then ``finish()``.
+
+    ``tune()`` measures the whole plan; the pytest plugin measures one config per test item and finishes at the
+    spec's verdict item. Either way ``finish()`` writes the same ``results.json`` (and report).
+    """
+
+    loaded: LoadedSpec
+    study: Study
+    out_dir: Path
+    run_id: str
+
+    def finish(self) -> StudyResult:
+        """The best chosen from everything the storage holds, its launch command, ``results.json`` written."""
+        result = self.study.finish()
+        best = result.best()
+        if best is not None:
+            spec = self.loaded.spec
+            request = launch_request(
+                self.loaded, Config.of(best.config), run_id=self.run_id, name="best", log_dir=self.out_dir
+            )
+            result.best_command = command_line(request, spec.engine.launcher)
+        result.write(self.out_dir / "results.json")
+        return result
+
+
+@contextmanager
+def tune_session(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], None]) -> Iterator[TuneSession]:
+    """Open what a study shares (run folder, launcher, genai-bench worker, tokenizer) and close it whatever happens.
+
+    On exit (normal, an exception, SIGTERM/SIGINT through ``graceful_termination``) the warm engine and the
+    genai-bench worker are stopped; what was measured is in ``results.json`` already (rewritten per trial).
+    """
     spec = loaded.spec
     run_id = new_run_id()
     out_dir = options.report_dir / spec.name / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     _point_latest(out_dir)
-    launcher = launcher_for(spec.engine.launcher, spec.engine.kubernetes)
+    launcher = launcher_for(options.launcher or spec.engine.launcher, spec.engine.kubernetes)
     for stopped in launcher.reap():
         progress(f"stopped an engine left by an earlier run: {stopped}")
     tokenizer = tokenizer_for(loaded)
@@ -132,15 +167,16 @@ def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], Non
         study.result.environment = environment(spec)
         progress(f"{spec.name}: strategy {study.strategy}, run {run_id}, results and logs in {out_dir}")
         try:
-            result = study.run()
+            yield TuneSession(loaded=loaded, study=study, out_dir=out_dir, run_id=run_id)
         finally:
             context.release()
-    best = result.best()
-    if best is not None:
-        request = launch_request(loaded, Config.of(best.config), run_id=run_id, name="best", log_dir=out_dir)
-        result.best_command = command_line(request, spec.engine.launcher)
-        result.write(out_dir / "results.json")
-    return result
+
+
+def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], None]) -> StudyResult:
+    """The whole study for one spec: baseline, plan or sampler until the budget, best named, results written."""
+    with tune_session(loaded, options, progress) as session:
+        session.study.run()
+        return session.finish()
 
 
 def _point_latest(run_dir: Path) -> None:
