@@ -28,6 +28,7 @@ from optuna.distributions import BaseDistribution
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from .probe import incumbent
 from .results import StudyResult, TrialRecord, now
 from .space import Config, planned_strategy
 from .storage import MAX_RETRY, Heartbeat, has_heartbeat, open_storage, worker_id, worker_is_dead_here
@@ -356,6 +357,7 @@ class Study:
 
     def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial) -> None:
         label = "baseline " if baseline else ""
+        self.context.incumbent = None if baseline else incumbent(self.loaded.spec, self.result.trials)
         self.progress(f"trial {trial.number}{self._position()}: {label}{config.id}")
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         try:
@@ -402,7 +404,7 @@ class Study:
         for key, value in _dashboard_attrs(record).items():
             trial.set_user_attr(key, value)
         trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
-        trial.set_constraint(CONSTRAINT_NAME, 0.0 if record.outcome == "feasible" else 1.0)
+        trial.set_constraint(CONSTRAINT_NAME, 0.0 if record.outcome in ("feasible", "skipped") else 1.0)
         try:
             if self.storage_trial(trial).user_attrs.get(OUTSIDE_ATTR):
                 self.optuna.tell(trial, state=TrialState.FAIL)  # no params: samplers must not learn from it
@@ -417,13 +419,14 @@ class Study:
         """A proposal we will not measure (measured already, or excluded by a constraint): answer from memory."""
         previous = next((r for r in self._known_records(note=False).values() if r.config_hash == config.hash), None)
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
-        trial.set_constraint(CONSTRAINT_NAME, 0.0 if previous and previous.outcome == "feasible" else 1.0)
+        trial.set_constraint(CONSTRAINT_NAME, 0.0 if previous and previous.outcome in ("feasible", "skipped") else 1.0)
         trial.set_user_attr(DUPLICATE_ATTR, "measured already" if previous else "excluded by a constraint")
         self.optuna.tell(trial, self._values(previous) if previous else self._worst())
 
     def _values(self, record: TrialRecord) -> list[float]:
+        """Objective values for the sampler; a probe-dropped config reports its (low) probe value."""
         values = [o.value for o in record.objectives]
-        if record.outcome != "feasible" or not values or any(v is None for v in values):
+        if record.outcome not in ("feasible", "skipped") or not values or any(v is None for v in values):
             return self._worst()
         return [float(v) for v in values if v is not None]
 

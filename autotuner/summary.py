@@ -30,6 +30,11 @@ def summarize(result: StudyResult) -> str:
             lines.append(f"  baseline: {baseline.config_id}: {_objective(baseline)}; best is {change:+.1%}")
         elif baseline is not None and baseline is not best:
             lines.append(f"  baseline: {baseline.config_id}: {baseline.outcome} {baseline.reason}".rstrip())
+    probed = [t for t in result.trials if t.outcome == "skipped" and t.reason.startswith("probe")]
+    if probed:
+        lines.append(f"  {len(probed)} dropped early by the incumbent probe (their full workload was not run):")
+        for record in probed[:5]:
+            lines.append(f"    {record.config_id}: {record.reason}")
     for note in result.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)

@@ -23,7 +23,8 @@ from .engines.profile import FailureKind, split_flags
 from .launch import Launcher, LaunchFailed, wait_until_ready
 from .launch.base import Deployment, LaunchRequest
 from .launch.plan import launch_request
-from .objective import ObjectiveValue, evaluate
+from .objective import ObjectiveValue, evaluate, level_value
+from .probe import Incumbent, probe_workload, verdict
 from .results import CheckRecord, LevelRecord, ObjectiveRecord, SampleSet, Stage, TrialRecord
 from .slo import LevelVerdict, judge
 from .space import Config
@@ -69,6 +70,9 @@ class TrialContext:
     # the last trial stays up while the study may still need it; ``release()`` stops it at the end.
     reuse_engines: bool = False
     warm: WarmEngine | None = None
+    # The best config so far, set by the study before each trial: a new config is probed against it first
+    # (see autotuner.probe); None for the baseline, repeats, or where a probe is unsound.
+    incumbent: Incumbent | None = None
 
     def take_warm(self, key: str, stages: _Stages, record: TrialRecord) -> WarmEngine | None:
         """The warm engine if it is this config's engine and still alive; otherwise stop it (in this timeline)."""
@@ -198,9 +202,58 @@ def _measure_and_judge(
     stages: _Stages,
     record: TrialRecord,
 ) -> None:
+    target = ctx.incumbent if not record.baseline and record.repeat == 0 else None
+    if target is not None:
+        if _probe(ctx, spec, deployment, request, workload, trial_dir, stages, record, target):
+            return
+        workload = workload.model_copy(update={"warmup_requests": 0})  # the probe warmed the engine up
     results = _bench(ctx, spec, deployment, request, workload, trial_dir, stages)
     with stages.stage("judge"):
         _judge(spec, results, record)
+
+
+def _probe(
+    ctx: TrialContext,
+    spec: TuningSpec,
+    deployment: Deployment,
+    request: LaunchRequest,
+    workload: Workload,
+    trial_dir: Path,
+    stages: _Stages,
+    record: TrialRecord,
+    target: Incumbent,
+) -> bool:
+    """Run the short probe; True when it dropped the config (recorded as ``skipped`` with the figures)."""
+    ctx.progress(
+        f"probe: {target.requests} requests at {target.level} against the best so far "
+        f"(trial {target.trial}, {target.value:.4g})"
+    )
+    with stages.stage("probe") as stage:
+        results = ctx.bench(
+            url=deployment.url,
+            request=request,
+            workload=probe_workload(workload, target),
+            out_dir=trial_dir / "probe",
+            on_level=lambda _key, _result: None,
+            progress=ctx.progress,
+            on_stage=lambda name, seconds, ok, detail: stages.add(f"probe {name}", seconds, ok, detail),
+        )
+        result = results.get(target.level)
+        value = level_value(spec.objective[0], result, spec.slo) if isinstance(result, Measurement) else None
+        why = verdict(value, target)
+        stage.detail = why or (
+            f"probe at {target.level}: {value:.4g}, within {target.margin:.0%} of the best so far "
+            f"({target.value:.4g}): measured in full"
+        )
+    ctx.progress(stage.detail)
+    if why is None:
+        return False
+    record.outcome = "skipped"
+    record.reason = why
+    record.objectives = [ObjectiveRecord(name=str(spec.objective[0]), value=value, level=str(target.level))]
+    if result is not None:
+        record.levels = [_level_record(result, judge(spec.slo, result))]
+    return True
 
 
 def _workload(spec: TuningSpec, config: Config) -> Workload:

@@ -397,6 +397,23 @@ def _objective_list(value: Any) -> Any:
 Strategy = Literal["auto", "grid", "random", "tpe", "nsga2"]
 
 
+class Probe(_Model):
+    """The incumbent probe: a short run of a new config at the level where the best so far got its value.
+
+    A config whose probe is more than ``margin`` below the best so far is dropped there (outcome ``skipped``)
+    instead of running its whole workload. ``probe: false`` turns it off.
+    """
+
+    enabled: bool = True
+    requests: int | None = Field(default=None, ge=1, le=100_000)  # default: two rounds of the level's concurrency
+    margin: Fraction = 0.25  # short runs are noisy: only a config this far below the best is hopeless
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: object) -> object:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
 class Search(_Model):
     strategy: Strategy = "auto"
     max_trials: int | None = Field(default=None, ge=1, le=100_000)
@@ -404,6 +421,7 @@ class Search(_Model):
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     baseline: dict[ParameterName, ScalarValue] | None = None  # the config people run today, measured first
     repeats: int = Field(default=1, ge=1, le=100)
+    probe: Probe = Probe()
 
 
 class Regression(_Model):

@@ -233,3 +233,31 @@ def test_interrupting_tune_mid_benchmark_keeps_results_and_leaves_nothing(tmp_pa
         if tool.poll() is None:
             os.killpg(tool.pid, signal.SIGKILL)
             tool.wait()
+
+
+def test_the_incumbent_probe_drops_hopeless_configs_after_a_few_requests(tmp_path: Path) -> None:
+    """Baseline 8 sequences per batch is the incumbent; 1 sequence reaches a quarter of its throughput at
+    concurrency 4 (dropped after the probe), 4 sequences match it (probed, then measured in full)."""
+    spec = write_spec(tmp_path, values="[8, 1, 4]", extra="")
+    text = spec.read_text().replace("baseline: {max-num-seqs: 1}", "baseline: {max-num-seqs: 8}, probe: {requests: 4}")
+    spec.write_text(text.replace("max_requests: 8", "max_requests: 12"))
+    code, output, result = tune(tmp_path, spec)
+    assert code == 0, output
+    assert result is not None
+    by_seqs = {t.config["max-num-seqs"]: t for t in result.trials}
+    assert by_seqs[8].baseline and by_seqs[8].outcome == "feasible"
+    assert "probe" not in [s.name for s in by_seqs[8].stages]  # the baseline is measured in full
+    dropped = by_seqs[1]
+    assert dropped.outcome == "skipped", dropped
+    assert dropped.reason.startswith("probe at D(64,32)@4:") and "below the best so far (trial 0" in dropped.reason
+    names = [s.name for s in dropped.stages]
+    assert "probe" in names and "level D(64,32)@1" not in names and "judge" not in names
+    assert [(lv.concurrency, lv.requests) for lv in dropped.levels] == [(4, 4)]
+    assert dropped.objective is not None and dropped.objective < 0.75 * (by_seqs[8].objective or 0)
+    kept = by_seqs[4]
+    assert kept.outcome == "feasible"
+    assert [s.name for s in kept.stages][:4] == ["launch", "ready", "probe", "probe warmup"]
+    assert [lv.concurrency for lv in kept.levels] == [1, 4]
+    assert result.best() is not None and result.best().config["max-num-seqs"] in (4, 8)  # type: ignore[union-attr]
+    assert "dropped early by the incumbent probe" in output
+    assert no_engine_left()
