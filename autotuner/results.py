@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # 2 added intervals and the ranking; a version-1 file reads with them empty
 
 Outcome = Literal["feasible", "infeasible", "failed", "skipped"]
 Scalar = bool | int | float | str
@@ -60,6 +61,17 @@ class CheckRecord(_Model):
     violation_rate: float | None = None
 
 
+class IntervalRecord(_Model):
+    """An estimate with its confidence interval (``autotuner.stats.Interval`` as data); None bounds: unknown."""
+
+    estimate: float | None
+    low: float | None
+    high: float | None
+    confidence: float
+    n: int
+    method: str
+
+
 class LevelRecord(_Model):
     """One (scenario, concurrency) level of a trial: measured figures, SLO checks, or why it failed."""
 
@@ -78,6 +90,9 @@ class LevelRecord(_Model):
     checks: list[CheckRecord] = Field(default_factory=list)
     samples: SampleSet = Field(default_factory=SampleSet)
     raw_dir: str | None = None  # genai-bench's own files for this level
+    # Per-request estimates with intervals, e.g. "output_throughput" (Little's law, beside genai-bench's figure
+    # above) and "ttft.p90" for every SLO statistic.
+    intervals: dict[str, IntervalRecord] = Field(default_factory=dict)
 
 
 class ObjectiveRecord(_Model):
@@ -105,6 +120,34 @@ class TrialRecord(_Model):
     @property
     def objective(self) -> float | None:
         return self.objectives[0].value if self.objectives else None
+
+
+class EstimateRecord(_Model):
+    """One config's objective over all its measurements (first + repeats) with its interval."""
+
+    config_hash: str
+    config_id: str
+    trials: list[int]  # trial numbers of its measurements, first one first
+    values: list[float]
+    mean: float
+    interval: IntervalRecord
+    p_value: float | None = None  # of "as good as the leader" (None for the leader)
+
+
+class RankingRecord(_Model):
+    """The named best and its tie-set: configs the measurements cannot tell apart from it (see autotuner.stats)."""
+
+    best: str  # config hash of the recommended config (first of the tie-set after the tie-break)
+    leader: str  # config hash with the best mean
+    tie_set: list[str]  # config hashes, tie-break order, best first
+    separated: bool  # the best is shown better than every other config
+    confidence: float
+    rule: str
+    tie_break: str
+    estimates: list[EstimateRecord] = Field(default_factory=list)  # best mean first
+
+    def estimate(self, config_hash: str) -> EstimateRecord | None:
+        return next((e for e in self.estimates if e.config_hash == config_hash), None)
 
 
 class Environment(_Model):
@@ -136,6 +179,7 @@ class StudyResult(_Model):
     best_trial: int | None = None  # TrialRecord.number of the best feasible trial
     baseline_trial: int | None = None
     best_command: str | None = None  # the best config's launch command, ready to copy
+    ranking: RankingRecord | None = None  # the best with its tie-set and intervals (single-objective studies)
     notes: list[str] = Field(default_factory=list)  # e.g. "grid of 48 sampled down to 6 without bias"
 
     def best(self) -> TrialRecord | None:
@@ -158,8 +202,9 @@ class StudyResult(_Model):
     def read(cls, path: Path) -> StudyResult:
         data = json.loads(path.read_text(encoding="utf-8"))
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"{path}: results schema version {version}, this tool reads {SCHEMA_VERSION}")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"{path}: results schema version {version}, this tool reads {READABLE_VERSIONS}")
+        data["schema_version"] = SCHEMA_VERSION
         return cls.model_validate(data)
 
 

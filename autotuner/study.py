@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 import uuid
@@ -28,9 +29,11 @@ from optuna.distributions import BaseDistribution
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from .estimates import policy_for, race_state, ranking
 from .probe import incumbent
 from .results import StudyResult, TrialRecord, now
 from .space import Config, planned_strategy
+from .stats import next_repeats
 from .storage import MAX_RETRY, Heartbeat, has_heartbeat, open_storage, worker_id, worker_is_dead_here
 from .trial import TrialContext, run_trial
 from .validation import LoadedSpec
@@ -70,18 +73,20 @@ class Study:
     run_trial: Callable[..., TrialRecord] = run_trial  # the trial pipeline; a replay of recorded results in benchmarks
 
     def __post_init__(self) -> None:
-        self.budget: int | None = None  # configs this study measures, once run() knows
+        self.budget: int | None = None  # configs the search measures once (start() knows)
+        self.total_budget: int | None = None  # everything: search + racing
         self.started_at = time.monotonic()
         self.done_here = 0  # trials this worker finished in this run (its pace gives the estimate)
         spec, space = self.loaded.spec, self.loaded.space
         count = space.count()
         self.feasible_grid = count.feasible if count else None
         self.max_trials = self.options.max_trials or spec.search.max_trials
+        self.explore_trials = exploration_budget(self.loaded, self.max_trials)
         self.strategy = planned_strategy(
             spec.search.strategy,
             multi_objective=spec.multi_objective,
             feasible=self.feasible_grid,
-            max_trials=self.max_trials,
+            max_trials=self.explore_trials,
         )
         self.name = f"{spec.name}-{self.loaded.digest[:8]}"
         self.distributions: dict[str, BaseDistribution] = space.distributions()
@@ -132,7 +137,8 @@ class Study:
         self._check_resume()
         self._fail_stale()
         self._reconcile()
-        self.result.trials = sorted(self._known_records().values(), key=lambda r: r.number)
+        self._known_records()  # notes what earlier runs measured, finds the baseline's trial
+        self.result.trials = self._all_records()
         spec = self.loaded.spec
         self.deadline = time.monotonic() + (
             self.options.timeout or (spec.search.timeout.total_seconds() if spec.search.timeout else float("inf"))
@@ -146,7 +152,13 @@ class Study:
                 f"(not the first {chosen})"
             )
         self.plan = plan
-        self.budget = self.max_trials if self.max_trials is not None else (len(plan) if plan is not None else None)
+        # max_trials counts every measurement, repeats included: the search stops where racing's share begins.
+        if self.max_trials is not None:
+            self.budget, self.total_budget = self.explore_trials, self.max_trials
+        elif plan is not None:  # a whole grid: racing's share comes on top of it
+            self.budget, self.total_budget = len(plan), len(plan) + race_reserve(self.loaded, len(plan))
+        else:  # sampled until the time budget: racing is bounded by max_repeats and that time budget
+            self.budget = self.total_budget = None
         self.started_at = time.monotonic()
         self.done_here = 0
 
@@ -165,7 +177,67 @@ class Study:
         self._enqueue([c for c in plan if self.loaded.space.contains(c)])
         while self.measure_next() is not None:
             pass
+        self.race()
         return self.finish()
+
+    def race(self) -> list[TrialRecord]:
+        """Measure again where it matters, until the best is separated from the rest or racing's budget is spent.
+
+        The incumbent and every config not yet shown worse (the tie-set) are re-measured one round at a time, in
+        an order that alternates between rounds so drift hits them alike (``stats.next_repeats``); configs shown
+        worse are never repeated; ``search.repeats`` is a floor for the best and its tie-set. Several workers race
+        together: each repeat is claimed like a trial (``<config hash>#r<k>``), so none is measured twice.
+        """
+        self.start()
+        spec = self.loaded.spec
+        done: list[TrialRecord] = []
+        if not spec.search.racing.enabled or spec.multi_objective:
+            return done
+        policy = policy_for(spec)
+        while time.monotonic() < self.deadline:
+            records = self._all_records()
+            state = race_state(spec, records)
+            _measured, running, _waiting = self._census()
+            used = len(records) + len(running)
+            left = self._race_left(used)
+            prefer = self.baseline_hash if self.baseline_hash in state.values else None
+            wanted = next_repeats(
+                state.values, left, spec.search.repeats, policy=policy, within=state.within, prefer=prefer,
+                secondary=state.secondary or None,
+            )  # fmt: skip
+            busy = {claim.partition("#")[0] for claim in running}
+            todo = [h for h in wanted if h not in busy]
+            if not todo:
+                if wanted and running and has_heartbeat(self.storage):  # another worker measures this round
+                    time.sleep(self.poll)
+                    self._fail_stale()
+                    continue
+                break
+            for config_hash in todo:
+                if time.monotonic() >= self.deadline or self._race_left(len(self._all_records())) <= 0:
+                    break
+                first = next(r for r in records if r.config_hash == config_hash)
+                repeat = len(state.values[config_hash])
+                record = self._repeat(Config.of(first.config), repeat, baseline=first.baseline)
+                if record is not None:
+                    done.append(record)
+        return done
+
+    def _repeat(self, config: Config, repeat: int, *, baseline: bool) -> TrialRecord | None:
+        """Measure ``config`` once more as repeat ``repeat`` (None if another worker claimed that repeat)."""
+        trial = self._create_trial(config, inside=self.loaded.space.contains(config))
+        claim = f"{config.hash}#r{repeat}"
+        trial.set_user_attr(CLAIM_ATTR, claim)
+        trial.set_user_attr(WORKER_ATTR, self.worker)
+        owner = self._owner(trial, claim)
+        if owner is not None:
+            self._discard(trial, f"repeat {repeat} measured by trial {owner}")
+            return None
+        return self._measure(config, baseline=baseline, trial=trial, repeat=repeat)
+
+    def _race_left(self, used: int) -> int:
+        total = self.total_budget
+        return (total - used) if total is not None else 1_000_000  # max_repeats and the time budget bound it
 
     def measure(self, config: Config, *, wait: bool = True) -> TrialRecord | None:
         """Measure ``config`` now, unless the study has it already (measured here or by another worker).
@@ -249,7 +321,7 @@ class Study:
     def finish(self) -> StudyResult:
         """Every record the storage holds (all workers'), the best chosen, ``results.json`` written."""
         self.start()
-        self.result.trials = sorted(self._known_records(note=False).values(), key=lambda r: r.number)
+        self.result.trials = self._all_records()
         self.result.finished = now()
         self._choose_best()
         self._save()
@@ -355,20 +427,21 @@ class Study:
         trial.set_user_attr(DUPLICATE_ATTR, why)
         self.optuna.tell(trial, state=TrialState.FAIL)
 
-    def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial) -> None:
-        label = "baseline " if baseline else ""
-        self.context.incumbent = None if baseline else incumbent(self.loaded.spec, self.result.trials)
+    def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial, repeat: int = 0) -> TrialRecord:
+        label = ("baseline " if baseline else "") + (f"repeat {repeat} of " if repeat else "")
+        probe = not baseline and not repeat
+        self.context.incumbent = incumbent(self.loaded.spec, self.result.trials) if probe else None
         self.progress(f"trial {trial.number}{self._position()}: {label}{config.id}")
         trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         try:
             with Heartbeat(self.storage or self.optuna._storage, trial._trial_id):
-                record = self.run_trial(self.context, trial.number, config, baseline=baseline)
+                record = self.run_trial(self.context, trial.number, config, baseline=baseline, repeat=repeat)
         except BaseException:
             self._give_back(trial)  # interrupted: the config is measured again (here on --resume, or by a peer)
             raise
         self.result.trials.append(record)
         self.done_here += 1
-        if baseline:
+        if baseline and not repeat:
             self.result.baseline_trial = record.number
         self.progress(
             f"trial {trial.number}: {record.outcome}"
@@ -378,11 +451,12 @@ class Study:
         self._tell(trial, record)
         self._choose_best()
         self._save()
+        return record
 
     def _position(self) -> str:
         """`` (3 of 6, 2m10s elapsed, ~3m left)``: where the study stands, from this worker's pace so far."""
-        measured = sum(1 for r in self.result.trials if r.repeat == 0)
-        budget = self.budget
+        measured = len(self.result.trials)
+        budget = self.total_budget
         elapsed = time.monotonic() - self.started_at
         parts = [f"{measured + 1} of {budget}" if budget else f"{measured + 1}", f"{_clock(elapsed)} elapsed"]
         done = self.done_here
@@ -486,14 +560,39 @@ class Study:
             self.result.notes.append(f"resumed: {len(known)} configs measured by earlier runs are kept")
         return known
 
+    def _all_records(self) -> list[TrialRecord]:
+        """Every measurement in the storage (first ones and repeats, all workers'), in trial order.
+
+        This worker's records come from its own results (the storage may lag behind a heartbeat-failed tell)."""
+        mine = {r.number: r for r in self.result.trials}
+        trials = self.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
+        for frozen in trials:
+            stored = _record(frozen)
+            if stored is not None and stored.number not in mine:
+                mine[stored.number] = stored
+        return sorted(mine.values(), key=lambda r: r.number)
+
     # ------------------------------------------------------------------------------------------------ outcome
     def _choose_best(self) -> None:
-        """The best feasible trial by the first objective (its Pareto-optimal peers are in the report)."""
+        """The best config and its tie-set over every measurement (one objective), else the best single trial.
+
+        One objective: ``estimates.ranking`` (the rule racing stops on) names the best among the configs whose
+        every measurement met the SLOs; its first measurement is ``best_trial``. Several objectives: the best
+        feasible trial by the first objective (its Pareto-optimal peers are in the report).
+        """
         spec = self.loaded.spec
         feasible = [r for r in self.result.trials if r.outcome == "feasible" and r.objective is not None]
         if not feasible:
             self.result.best_trial = None
+            self.result.ranking = None
             return
+        if not spec.multi_objective:
+            state = race_state(spec, self.result.trials)
+            ranked = ranking(spec, state, self.baseline_hash)
+            self.result.ranking = ranked
+            if ranked is not None:
+                self.result.best_trial = state.trials[ranked.best][0]
+                return
         sign = 1.0 if spec.objective[0].direction == "maximize" else -1.0
         best = max(feasible, key=lambda r: sign * (r.objective or 0.0))
         self.result.best_trial = best.number
@@ -512,7 +611,7 @@ def planned_configs(loaded: LoadedSpec, max_trials: int | None, *, strategy: str
     pytest plugin makes one test item of each.
     """
     spec = loaded.spec
-    max_trials = max_trials or spec.search.max_trials
+    max_trials = exploration_budget(loaded, max_trials or spec.search.max_trials)
     if strategy is None:
         count = loaded.space.count()
         strategy = planned_strategy(
@@ -531,6 +630,23 @@ def planned_configs(loaded: LoadedSpec, max_trials: int | None, *, strategy: str
     if budget is not None and budget < len(configs):
         configs = random.Random(spec.search.seed).sample(configs, max(budget, 0))
     return ([baseline] if baseline is not None else []) + _engine_order(configs)
+
+
+def race_reserve(loaded: LoadedSpec, total: int) -> int:
+    """Measurements kept for racing out of ``total``: ``search.racing.share`` of it, rounded up.
+
+    None for several objectives (no single best to race for) and for budgets under 4 (too small to split: every
+    trial explores)."""
+    spec = loaded.spec
+    racing = spec.search.racing
+    if not racing.enabled or spec.multi_objective or total < 4:
+        return 0
+    return max(1, math.ceil(racing.share * total))
+
+
+def exploration_budget(loaded: LoadedSpec, max_trials: int | None) -> int | None:
+    """How many configs the search measures once: ``max_trials`` less racing's share (None: no budget)."""
+    return None if max_trials is None else max_trials - race_reserve(loaded, max_trials)
 
 
 def _plan_size(loaded: LoadedSpec) -> int:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from .bench.measurement import LevelFailure, LevelKey, LevelResult, Measurement
 from .engines.profile import FailureKind, split_flags
+from .estimates import level_intervals
 from .launch import Launcher, LaunchFailed, wait_until_ready
 from .launch.base import Deployment, LaunchRequest
 from .launch.plan import launch_request
@@ -28,7 +29,7 @@ from .probe import Incumbent, probe_workload, verdict
 from .results import CheckRecord, LevelRecord, ObjectiveRecord, SampleSet, Stage, TrialRecord
 from .slo import LevelVerdict, judge
 from .space import Config
-from .spec import TuningSpec, Workload
+from .spec import SLO, TuningSpec, Workload
 from .units import parse_percentile
 from .validation import LoadedSpec
 
@@ -252,7 +253,7 @@ def _probe(
     record.reason = why
     record.objectives = [ObjectiveRecord(name=str(spec.objective[0]), value=value, level=str(target.level))]
     if result is not None:
-        record.levels = [_level_record(result, judge(spec.slo, result))]
+        record.levels = [_level_record(result, judge(spec.slo, result), spec.slo)]
     return True
 
 
@@ -334,7 +335,7 @@ def _bench(
 def _judge(spec: TuningSpec, results: Mapping[LevelKey, LevelResult], record: TrialRecord) -> None:
     verdicts = [judge(spec.slo, result) for result in results.values()]
     values = [evaluate(term, results, verdicts, spec.slo) for term in spec.objective]
-    record.levels = [_level_record(results[v.key], v) for v in verdicts]
+    record.levels = [_level_record(results[v.key], v, spec.slo) for v in verdicts]
     record.objectives = [
         ObjectiveRecord(name=str(v.term), value=v.value, level=str(v.level) if v.level else None) for v in values
     ]
@@ -354,7 +355,7 @@ def _first_reason(values: list[ObjectiveValue]) -> str:
     return "no feasible level"
 
 
-def _level_record(result: LevelResult, verdict: LevelVerdict) -> LevelRecord:
+def _level_record(result: LevelResult, verdict: LevelVerdict, slo: SLO) -> LevelRecord:
     checks = [
         CheckRecord(
             metric=c.metric,
@@ -395,4 +396,5 @@ def _level_record(result: LevelResult, verdict: LevelVerdict) -> LevelRecord:
         e2e_latency=[s.e2e_latency for s in ok if s.e2e_latency is not None],
         output_tokens=[s.output_tokens for s in ok if s.output_tokens is not None],
     )
+    base.intervals = level_intervals(base, slo)
     return base

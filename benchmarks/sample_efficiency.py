@@ -164,9 +164,17 @@ def replay_trial(landscape: Landscape, objective_name: str, log: list[TrialRecor
     return run
 
 
-def with_search(loaded: LoadedSpec, *, strategy: str, seed: int, max_trials: int | None) -> LoadedSpec:
-    """The spec with another strategy, seed and budget (the rest, space and baseline included, unchanged)."""
-    search = loaded.spec.search.model_copy(update={"strategy": strategy, "seed": seed, "max_trials": max_trials})
+def with_search(
+    loaded: LoadedSpec, *, strategy: str, seed: int, max_trials: int | None, racing: bool = False
+) -> LoadedSpec:
+    """The spec with another strategy, seed and budget (the rest, space and baseline included, unchanged).
+
+    Racing (repeats of the leaders after the search) is off unless asked: this table measures the search alone,
+    how soon it first measures a near-best config, and racing would only take budget from it."""
+    update = {"strategy": strategy, "seed": seed, "max_trials": max_trials}
+    search = loaded.spec.search.model_copy(
+        update={**update, "racing": loaded.spec.search.racing.model_copy(update={"enabled": racing})}
+    )
     spec = loaded.spec.model_copy(update={"search": search})
     return dataclasses.replace(loaded, spec=spec)
 

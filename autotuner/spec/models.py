@@ -414,6 +414,24 @@ class Probe(_Model):
         return {"enabled": value} if isinstance(value, bool) else value
 
 
+class Racing(_Model):
+    """Repeats where they matter: after the search, the best so far and the configs that could still beat it are
+    measured again (interleaved) until the best is separated or the share of the budget kept for it is spent.
+
+    ``racing: false`` names the best from single measurements (not recommended: see README, "Naming the best").
+    """
+
+    enabled: bool = True
+    share: Fraction = 0.25  # of max_trials kept for repeats (of the grid's size when there is no max_trials)
+    max_repeats: int = Field(default=5, ge=1, le=100)  # per config: configs still tied then are reported as tied
+    confidence: Fraction = 0.95
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: object) -> object:
+        return {"enabled": value} if isinstance(value, bool) else value
+
+
 class Search(_Model):
     strategy: Strategy = "auto"
     max_trials: int | None = Field(default=None, ge=1, le=100_000)
@@ -422,6 +440,7 @@ class Search(_Model):
     baseline: dict[ParameterName, ScalarValue] | None = None  # the config people run today, measured first
     repeats: int = Field(default=1, ge=1, le=100)
     probe: Probe = Probe()
+    racing: Racing = Racing()
 
 
 class Regression(_Model):

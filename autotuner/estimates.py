@@ -1,0 +1,199 @@
+"""From measured records to intervals and a ranking: what the study, the report and the verdict all read (pure).
+
+Two places where the numbers meet the statistics of ``autotuner.stats``:
+
+- a level's intervals, from its per-request samples: ``output_throughput`` by Little's law (``c * sum(tokens) /
+  sum(e2e)``, not quantized by the run's duration; genai-bench's own figure stays beside it in the record) and
+  every SLO statistic (``ttft.p90`` ...);
+- a study's ranking: every config's objective over all its measurements (first + repeats), the best with its
+  tie-set, under the same rule racing uses (``stats.race_ranking``), so that what racing stops on is what the
+  result says.
+
+A config counts in the ranking only while every measurement of it was feasible: one that met the SLOs once and
+missed them on a repeat is not recommended (its flakiness is the finding), and is named in the notes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from .metric import RATE_METRICS
+from .results import EstimateRecord, IntervalRecord, LevelRecord, RankingRecord, TrialRecord
+from .spec import SLO, TuningSpec
+from .stats import Interval, RacePolicy, Ranking, race_ranking, statistic_interval, throughput_interval
+
+SECONDARY = "e2e_latency.p90"  # tie-break among tied configs: lower latency at the objective's level
+
+
+def interval_record(interval: Interval) -> IntervalRecord:
+    def finite(value: float) -> float | None:
+        return value if math.isfinite(value) else None
+
+    return IntervalRecord(
+        estimate=finite(interval.estimate),
+        low=finite(interval.low),
+        high=finite(interval.high),
+        confidence=interval.confidence,
+        n=interval.n,
+        method=interval.method,
+    )
+
+
+def level_intervals(level: LevelRecord, slo: SLO, confidence: float = 0.95) -> dict[str, IntervalRecord]:
+    """Intervals of a measured level: throughput (Little's law) and each SLO statistic, from its samples."""
+    samples = level.samples
+    result: dict[str, IntervalRecord] = {}
+    if (
+        samples.output_tokens
+        and len(samples.output_tokens) == len(samples.e2e_latency)
+        and len(samples.e2e_latency) > 1
+    ):
+        result["output_throughput"] = interval_record(
+            throughput_interval(samples.output_tokens, samples.e2e_latency, level.concurrency, confidence=confidence)
+        )
+        ones = [1.0] * len(samples.e2e_latency)
+        result["requests_per_second"] = interval_record(
+            throughput_interval(ones, samples.e2e_latency, level.concurrency, confidence=confidence)
+        )
+    for metric in ("ttft", "tpot", "e2e_latency"):
+        rule = getattr(slo, metric)
+        values = getattr(samples, metric)
+        if rule is None or len(values) < 2:
+            continue
+        for statistic in rule.limits:
+            result[f"{metric}.{statistic}"] = interval_record(
+                statistic_interval(values, statistic, confidence=confidence)
+            )
+    return result
+
+
+@dataclass(frozen=True)
+class RaceState:
+    """The ranking's input: per config (hash), its objective values in measuring order and what goes with them."""
+
+    values: dict[str, list[float]]
+    within: dict[str, list[Interval]] | None  # within-run intervals scaled to each value, when every one has one
+    secondary: dict[str, float]
+    trials: dict[str, list[int]]
+    config_ids: dict[str, str]
+    excluded: list[str]  # why configs were left out (a repeat that missed the SLOs or failed)
+
+
+def race_state(spec: TuningSpec, records: Sequence[TrialRecord]) -> RaceState:
+    """Group the study's records by config for the ranking (single objective only)."""
+    by_config: dict[str, list[TrialRecord]] = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.repeat, r.number)):
+        by_config[record.config_hash].append(record)
+    values: dict[str, list[float]] = {}
+    within: dict[str, list[Interval]] = {}
+    complete_within = True
+    secondary: dict[str, float] = {}
+    trials: dict[str, list[int]] = {}
+    ids: dict[str, str] = {}
+    excluded: list[str] = []
+    metric = spec.objective[0].metric.name
+    for config_hash, measured in by_config.items():
+        if not all(r.outcome == "feasible" and r.objective is not None for r in measured):
+            if measured[0].outcome == "feasible" and len(measured) > 1:
+                bad = next(r for r in measured if r.outcome != "feasible")
+                excluded.append(
+                    f"{bad.config_id}: feasible at first, {bad.outcome} on repeat {bad.repeat}: {bad.reason}"
+                )
+            continue
+        values[config_hash] = [float(r.objective or 0.0) for r in measured]
+        trials[config_hash] = [r.number for r in measured]
+        ids[config_hash] = measured[0].config_id
+        scaled = [_within(r, metric) for r in measured]
+        if all(s is not None for s in scaled):
+            within[config_hash] = [s for s in scaled if s is not None]
+        else:
+            complete_within = False
+        latencies = [_secondary(r) for r in measured]
+        known = [v for v in latencies if v is not None]
+        if known:
+            secondary[config_hash] = sum(known) / len(known)
+    return RaceState(values, within if complete_within else None, secondary, trials, ids, excluded)
+
+
+def policy_for(spec: TuningSpec) -> RacePolicy:
+    racing = spec.search.racing
+    return RacePolicy(
+        direction=spec.objective[0].direction, confidence=racing.confidence, max_repeats=racing.max_repeats
+    )
+
+
+def ranking(spec: TuningSpec, state: RaceState, prefer: str | None) -> RankingRecord | None:
+    """The best config and its tie-set as a record, or None when no config is feasible."""
+    if not state.values:
+        return None
+    policy = policy_for(spec)
+    prefer = prefer if prefer in state.values else None
+    ranked: Ranking[str] = race_ranking(
+        state.values, policy=policy, within=state.within, prefer=prefer, secondary=state.secondary or None
+    )
+    order = sorted(ranked.estimates, key=lambda h: ranked.estimates[h].mean, reverse=policy.direction == "maximize")
+    return RankingRecord(
+        best=ranked.best,
+        leader=ranked.leader,
+        tie_set=list(ranked.tie_set),
+        separated=ranked.separated,
+        confidence=policy.confidence,
+        rule=policy.rule,
+        tie_break=f"the baseline if tied; then lower {SECONDARY} at the objective's level; then the better mean",
+        estimates=[
+            EstimateRecord(
+                config_hash=h,
+                config_id=state.config_ids[h],
+                trials=state.trials[h],
+                values=state.values[h],
+                mean=ranked.estimates[h].mean,
+                interval=interval_record(ranked.estimates[h].interval),
+                p_value=None if h == ranked.leader else ranked.p_values.get(h),
+            )
+            for h in order
+        ],
+    )
+
+
+def _objective_level(record: TrialRecord) -> LevelRecord | None:
+    level = record.objectives[0].level if record.objectives else None
+    return next((lv for lv in record.levels if f"{lv.scenario}@{lv.concurrency}" == level), None)
+
+
+def _within(record: TrialRecord, metric: str) -> Interval | None:
+    """The objective's within-run interval on the value's own scale (the value may carry a soft-SLO factor or be
+    genai-bench's figure): the relative bounds of the level's per-request interval applied to the value."""
+    level = _objective_level(record)
+    value = record.objective
+    if level is None or value is None or metric not in RATE_METRICS:
+        return None
+    found = level.intervals.get(metric)
+    if found is None or not found.estimate or found.low is None or found.high is None:
+        return None
+    scale = value / found.estimate
+    return Interval(value, found.low * scale, found.high * scale, found.confidence, found.n, found.method)
+
+
+def _secondary(record: TrialRecord) -> float | None:
+    level = _objective_level(record)
+    value = level.stats.get(SECONDARY) if level is not None else None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def tie_summary(result_ranking: RankingRecord | None, ids: Mapping[str, str] | None = None) -> str:
+    """The headline's words: "best: X; Y and Z are within noise" (or "separated from the rest")."""
+    if result_ranking is None:
+        return "no config met the SLOs"
+    names = {e.config_hash: e.config_id for e in result_ranking.estimates}
+    if ids:
+        names.update(ids)
+    best = names.get(result_ranking.best, result_ranking.best)
+    others = [names.get(h, h) for h in result_ranking.tie_set if h != result_ranking.best]
+    if not others:
+        return f"best: {best}, separated from every other config ({result_ranking.confidence:.0%} confidence)"
+    listed = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
+    verb = "is" if len(others) == 1 else "are"
+    return f"best: {best}; {listed} {verb} within noise of it"
