@@ -243,13 +243,19 @@ class Space:
         return params
 
 
+# ``auto`` measures a grid whole only up to this size: beyond it TPE reaches a near-best config in far fewer trials
+# than any fixed order (and still measures every config when the budget allows it: see Study.measure_next).
+SMALL_GRID = 16
+
+
 def planned_strategy(strategy: str, *, multi_objective: bool, feasible: int | None, max_trials: int | None) -> str:
-    """What ``auto`` becomes: the whole grid when it fits the budget, else TPE (NSGA-II for several objectives).
+    """What ``auto`` becomes: a small grid (``SMALL_GRID``) that fits the budget, else TPE (NSGA-II for several
+    objectives).
 
     ``feasible`` is the number of grid configs that satisfy the constraints (None: continuous or too large).
     """
     if strategy != "auto":
         return strategy
-    if feasible is not None and (max_trials is None or feasible <= max_trials):
+    if feasible is not None and feasible <= SMALL_GRID and (max_trials is None or feasible <= max_trials):
         return "grid"
     return "nsga2" if multi_objective else "tpe"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .results import StudyResult, TrialRecord
+from .estimates import tie_summary
+from .results import RankingRecord, StudyResult, TrialRecord
 
 
 def _objective(record: TrialRecord) -> str:
@@ -25,6 +26,18 @@ def summarize(result: StudyResult) -> str:
             lines.append(f"    {record.config_id}: {record.outcome}: {record.reason}")
     else:
         lines.append(f"  best: {best.config_id} [{best.config_hash}]: {_objective(best)}")
+        ranking = result.ranking
+        estimate = ranking.estimate(best.config_hash) if ranking is not None else None
+        if ranking is not None and estimate is not None:
+            interval = estimate.interval
+            if interval.low is not None and interval.high is not None:
+                lines.append(
+                    f"    {estimate.mean:.4g} over {len(estimate.values)} measurement(s), "
+                    f"{ranking.confidence:.0%} interval {interval.low:.4g}-{interval.high:.4g}"
+                )
+            lines.append(f"  {tie_summary(ranking)}")
+            for note in ranking_notes(ranking):
+                lines.append(f"    {note}")
         if baseline is not None and baseline.objective and best.objective is not None and baseline is not best:
             change = best.objective / baseline.objective - 1
             lines.append(f"  baseline: {baseline.config_id}: {_objective(baseline)}; best is {change:+.1%}")
@@ -38,3 +51,16 @@ def summarize(result: StudyResult) -> str:
     for note in result.notes:
         lines.append(f"  note: {note}")
     return "\n".join(lines)
+
+
+def ranking_notes(ranking: RankingRecord) -> list[str]:
+    """One line per tied config: its mean and interval, so "within noise" comes with the numbers."""
+    lines = []
+    for config_hash in ranking.tie_set:
+        estimate = ranking.estimate(config_hash)
+        if estimate is None or config_hash == ranking.best:
+            continue
+        low, high = estimate.interval.low, estimate.interval.high
+        span = f", interval {low:.4g}-{high:.4g}" if low is not None and high is not None else ""
+        lines.append(f"tied: {estimate.config_id}: {estimate.mean:.4g} over {len(estimate.values)}{span}")
+    return lines

@@ -343,7 +343,7 @@ def print_table(rows: Sequence[Row], landscape: Landscape, seeds: int, tolerance
         if row.label == "auto":
             verdict = median <= target
     print(
-        f"  ('runs as' is what the study chose: auto is the grid when the {landscape.grid_size} configs fit the "
+        "  ('runs as' is what the study chose: auto is the grid when a grid of at most 16 configs fits the "
         "budget, else TPE, so below that budget auto's figures are the tpe row's, cut at the budget; a full grid "
         "is measured in enumeration order, the same for every seed; misses count as more than any budget)"
     )

@@ -148,8 +148,11 @@ def test_contains() -> None:
 @pytest.mark.parametrize(
     ("strategy", "multi", "feasible", "max_trials", "expected"),
     [
-        ("auto", False, 48, None, "grid"),
-        ("auto", False, 48, 48, "grid"),
+        ("auto", False, 16, None, "grid"),  # a small grid is measured whole
+        ("auto", False, 16, 16, "grid"),
+        ("auto", False, 16, 15, "tpe"),  # ... when it fits the budget
+        ("auto", False, 48, None, "tpe"),  # a larger one goes to TPE, which still measures it all if it can
+        ("auto", False, 48, 48, "tpe"),
         ("auto", False, 48, 6, "tpe"),
         ("auto", True, 48, 6, "nsga2"),
         ("auto", False, None, 20, "tpe"),
