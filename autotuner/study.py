@@ -94,6 +94,7 @@ class Study:
         self.worker = worker_id()
         self.poll = max(1.0, self.options.heartbeat / 2)  # how often a worker with nothing to do looks again
         self._started = False
+        self._records: dict[int, TrialRecord | None] = {}  # finished trials' records by trial id (see _parsed)
         self.deadline = float("inf")
         self.plan: list[Config] | None = None  # grid strategies: the baseline and the grid points, in order
         self.baseline = Config.of(spec.search.baseline) if spec.search.baseline is not None else None
@@ -374,7 +375,7 @@ class Study:
             elif frozen.state == TrialState.RUNNING and isinstance(frozen.user_attrs.get(CLAIM_ATTR), str):
                 running[frozen.user_attrs[CLAIM_ATTR]] = frozen.number
             elif RECORD_ATTR in frozen.user_attrs and frozen.state in (TrialState.COMPLETE, TrialState.FAIL):
-                record = _record(frozen)
+                record = self._parsed(frozen)
                 if record is not None:
                     measured.add(record.config_hash)
         return measured, running, waiting
@@ -439,7 +440,8 @@ class Study:
         probe = not baseline and not repeat
         self.context.incumbent = incumbent(self.loaded.spec, self.result.trials) if probe else None
         self.progress(f"trial {trial.number}{self._position()}: {label}{config.id}")
-        trial.set_user_attr(CONFIG_ATTR, config.as_dict())
+        if CONFIG_ATTR not in self.storage_trial(trial).user_attrs:  # queued and created trials carry it already
+            trial.set_user_attr(CONFIG_ATTR, config.as_dict())
         try:
             with Heartbeat(self.storage or self.optuna._storage, trial._trial_id):
                 record = self.run_trial(self.context, trial.number, config, baseline=baseline, repeat=repeat)
@@ -557,7 +559,7 @@ class Study:
         known: dict[str, TrialRecord] = {}
         trials = self.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         for frozen in sorted(trials, key=lambda t: t.number):
-            stored = _record(frozen)
+            stored = self._parsed(frozen)
             if stored is not None and stored.config_hash not in known:
                 known[stored.config_hash] = stored
         for kept in known.values():
@@ -567,6 +569,14 @@ class Study:
             self.result.notes.append(f"resumed: {len(known)} configs measured by earlier runs are kept")
         return known
 
+    def _parsed(self, frozen: FrozenTrial) -> TrialRecord | None:
+        """A finished trial's record, validated once: finished trials never change, and a census reads them all."""
+        if frozen.state not in (TrialState.COMPLETE, TrialState.FAIL):
+            return _record(frozen)
+        if frozen._trial_id not in self._records:
+            self._records[frozen._trial_id] = _record(frozen)
+        return self._records[frozen._trial_id]
+
     def _all_records(self) -> list[TrialRecord]:
         """Every measurement in the storage (first ones and repeats, all workers'), in trial order.
 
@@ -574,7 +584,7 @@ class Study:
         mine = {r.number: r for r in self.result.trials}
         trials = self.optuna.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))
         for frozen in trials:
-            stored = _record(frozen)
+            stored = self._parsed(frozen)
             if stored is not None and stored.number not in mine:
                 mine[stored.number] = stored
         return sorted(mine.values(), key=lambda r: r.number)
@@ -685,26 +695,27 @@ def _requeue(study: optuna.Study, frozen: FrozenTrial) -> None:
 
 
 def _dashboard_attrs(record: TrialRecord) -> dict[str, Any]:
-    """Flat, readable attributes for optuna-dashboard: what happened, how long each stage took, key metrics."""
-    attrs: dict[str, Any] = {
-        "config_id": record.config_id,
-        "config_hash": record.config_hash,
-        "outcome": record.outcome,
-        "reason": record.reason,
-        "baseline": record.baseline,
-    }
-    for stage in record.stages:
-        attrs[f"stage.{stage.name}.seconds"] = round(stage.seconds, 3)
+    """Readable attributes for optuna-dashboard: what happened, where the time went, the key metrics per level.
+
+    Grouped into a few attributes (``stages``, ``levels``: mappings the dashboard shows as JSON) rather than one
+    per figure: each attribute is a write to the storage, and on a shared PostgreSQL study two dozen writes per
+    trial were most of a worker's overhead.
+    """
+    levels: dict[str, dict[str, float | None]] = {}
     for level in record.levels:
-        key = f"{level.scenario}@{level.concurrency}"
-        for name in ("ttft.p90", "tpot.p90", "e2e_latency.p99"):
-            value = level.stats.get(name)
-            if value is not None:
-                attrs[f"{key}.{name}"] = value
-        if level.output_throughput is not None:
-            attrs[f"{key}.output_throughput"] = level.output_throughput
-        attrs[f"{key}.error_rate"] = level.error_rate
-    return attrs
+        figures: dict[str, float | None] = {
+            name: level.stats.get(name) for name in ("ttft.p90", "tpot.p90", "e2e_latency.p99")
+        }
+        figures["output_throughput"] = level.output_throughput
+        figures["error_rate"] = level.error_rate
+        levels[f"{level.scenario}@{level.concurrency}"] = figures
+    return {
+        "config_id": record.config_id,
+        "outcome": record.outcome + (f" (repeat {record.repeat})" if record.repeat else ""),
+        "reason": record.reason,
+        "stages": {stage.name: round(stage.seconds, 3) for stage in record.stages},
+        "levels": levels,
+    }
 
 
 def _engine_order(configs: list[Config]) -> list[Config]:

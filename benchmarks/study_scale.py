@@ -57,7 +57,7 @@ workload: {{scenarios: ["D(64,32)"], concurrency: [1, 4], max_requests: 8, max_t
 slo:
   ttft: {{p90: 10s}}
 objective: {{maximize: output_throughput}}
-search: {{strategy: grid, seed: 1, baseline: {{max-num-seqs: 1}}}}
+search: {{strategy: grid, seed: 1, baseline: {{max-num-seqs: 1}}, racing: false}}
 """
 
 

@@ -205,3 +205,17 @@ def test_a_config_that_misses_the_slos_on_a_repeat_is_not_recommended(tmp_path: 
     assert best is not None and best.config_id == "n-parallel=4,threads=1"
     assert result.ranking is not None
     assert all(e.config_id != "n-parallel=4,threads=2" for e in result.ranking.estimates)
+
+
+def test_trials_carry_dashboard_attributes(tmp_path: Path) -> None:
+    """optuna-dashboard is the live view: each trial shows its config, outcome and stage timings."""
+    log: list[TrialRecord] = []
+    loaded = spec(tmp_path, "strategy: grid, racing: false")
+    context = TrialContext(loaded=loaded, run_id="t", out_dir=tmp_path, launcher=NoLaunch(), bench=lambda **_: {})
+    the_study = Study(loaded, context, StudyOptions(), run_trial=measured(lambda c: 50.0, 0.05, 0, log))
+    the_study.run()
+    trials = the_study.optuna.get_trials(deepcopy=False)
+    assert len(trials) == 6
+    for trial in trials:
+        assert {"config_id", "outcome", "reason", "stages", "levels"} <= set(trial.user_attrs)
+        assert trial.user_attrs["outcome"] == "feasible" and trial.user_attrs["config_id"].startswith("n-parallel=")
