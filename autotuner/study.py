@@ -164,7 +164,7 @@ class Study:
         if self.max_trials is not None:
             self.budget, self.total_budget = self.explore_trials, self.max_trials
         elif plan is not None:  # a whole grid: racing's share comes on top of it
-            self.budget, self.total_budget = len(plan), len(plan) + race_reserve(self.loaded, len(plan))
+            self.budget, self.total_budget = len(plan), len(plan) + race_reserve(self.loaded, len(plan), on_top=True)
         else:  # sampled until the time budget: racing is bounded by max_repeats and that time budget
             self.budget = self.total_budget = None
         self.started_at = time.monotonic()
@@ -649,14 +649,14 @@ def planned_configs(loaded: LoadedSpec, max_trials: int | None, *, strategy: str
     return ([baseline] if baseline is not None else []) + _engine_order(configs)
 
 
-def race_reserve(loaded: LoadedSpec, total: int) -> int:
-    """Measurements kept for racing out of ``total``: ``search.racing.share`` of it, rounded up.
+def race_reserve(loaded: LoadedSpec, total: int, *, on_top: bool = False) -> int:
+    """Measurements for racing: ``search.racing.share`` of ``total``, rounded up.
 
-    None for several objectives (no single best to race for) and for budgets under 4 (too small to split: every
-    trial explores)."""
+    None for several objectives (no single best to race for), and none out of a budget under 4 (too small to
+    split: every trial explores); ``on_top`` (a whole grid without max_trials) has nothing to split."""
     spec = loaded.spec
     racing = spec.search.racing
-    if not racing.enabled or spec.multi_objective or total < 4:
+    if not racing.enabled or spec.multi_objective or (total < 4 and not on_top):
         return 0
     return max(1, math.ceil(racing.share * total))
 

@@ -35,7 +35,7 @@ workload: {scenarios: ["D(64,32)"], concurrency: [1, 4], max_requests: REQUESTS,
 slo:
   ttft: {p90: 5s}
 objective: {maximize: output_throughput}
-search: {strategy: grid, seed: 3, baseline: {max-num-seqs: 1}}
+search: {strategy: grid, seed: 3, baseline: {max-num-seqs: 1}, racing: false}  # the search alone: racing is tested in test_tune.py
 """
 
 

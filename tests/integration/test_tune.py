@@ -30,14 +30,19 @@ slo:
   ttft: {p90: 2s}
   e2e_latency: {p99: 10s}
 objective: {maximize: output_throughput}
-search: {strategy: STRATEGY, seed: 3, baseline: {max-num-seqs: 1}MAX_TRIALS}
+search: {strategy: STRATEGY, seed: 3, baseline: {max-num-seqs: 1}MAX_TRIALS, racing: RACING}
 """
 
 
 def write_spec(
-    tmp_path: Path, values: str = "[1, 2, 4, 8]", strategy: str = "grid", max_trials: int | None = None, extra: str = ""
+    tmp_path: Path,
+    values: str = "[1, 2, 4, 8]",
+    strategy: str = "grid",
+    max_trials: int | None = None,
+    extra: str = "",
+    racing: str = "false",  # the search alone, except in the racing test
 ) -> Path:
-    text = SPEC.replace("MAX_NUM_SEQS", values).replace("STRATEGY", strategy)
+    text = SPEC.replace("MAX_NUM_SEQS", values).replace("STRATEGY", strategy).replace("RACING", racing)
     text = text.replace("MAX_TRIALS", f", max_trials: {max_trials}" if max_trials else "") + extra
     spec = tmp_path / "spec.yaml"
     spec.write_text(text)
@@ -260,4 +265,30 @@ def test_the_incumbent_probe_drops_hopeless_configs_after_a_few_requests(tmp_pat
     assert [lv.concurrency for lv in kept.levels] == [1, 4]
     assert result.best() is not None and result.best().config["max-num-seqs"] in (4, 8)  # type: ignore[union-attr]
     assert "dropped early by the incumbent probe" in output
+    assert no_engine_left()
+
+
+def test_racing_re_measures_the_leaders_and_names_a_tie_set_with_intervals(tmp_path: Path) -> None:
+    """4 and 8 sequences per batch serve concurrency 4 equally: racing measures them again (interleaved), never
+    the clearly slower 1, and reports them as tied; levels carry per-request intervals."""
+    spec = write_spec(tmp_path, values="[1, 4, 8]", racing="{share: 100%, max_repeats: 3}")
+    code, output, result = tune(tmp_path, spec)
+    assert code == 0, output
+    assert result is not None and result.ranking is not None
+    first = [t for t in result.trials if t.repeat == 0]
+    repeats = [t for t in result.trials if t.repeat > 0]
+    assert sorted(t.config["max-num-seqs"] for t in first) == [1, 4, 8]
+    assert repeats and {t.config["max-num-seqs"] for t in repeats} <= {4, 8}  # never the clearly worse one
+    assert "repeat 1 of max-num-seqs=" in output
+    ranking = result.ranking
+    best = result.best()
+    assert best is not None and best.repeat == 0 and ranking.best == best.config_hash
+    estimate = ranking.estimate(best.config_hash)
+    assert estimate is not None and len(estimate.values) >= 2
+    assert estimate.interval.low is not None and estimate.interval.low < estimate.mean < (estimate.interval.high or 0)
+    assert ("within noise of it" in output) or ("separated from every other config" in output)
+    level = best.levels[-1]
+    throughput = level.intervals["output_throughput"]
+    assert throughput.low is not None and throughput.high is not None and throughput.low < throughput.high
+    assert "ttft.p90" in level.intervals and "e2e_latency.p99" in level.intervals
     assert no_engine_left()
