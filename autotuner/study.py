@@ -438,7 +438,7 @@ class Study:
     def _measure(self, config: Config, *, baseline: bool, trial: optuna.Trial, repeat: int = 0) -> TrialRecord:
         label = ("baseline " if baseline else "") + (f"repeat {repeat} of " if repeat else "")
         probe = not baseline and not repeat
-        self.context.incumbent = incumbent(self.loaded.spec, self.result.trials) if probe else None
+        self.context.incumbent = incumbent(self.loaded.spec, self._all_records()) if probe else None
         self.progress(f"trial {trial.number}{self._position()}: {label}{config.id}")
         if CONFIG_ATTR not in self.storage_trial(trial).user_attrs:  # queued and created trials carry it already
             trial.set_user_attr(CONFIG_ATTR, config.as_dict())
