@@ -17,15 +17,19 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .metric import RATE_METRICS
 from .results import EstimateRecord, IntervalRecord, LevelRecord, RankingRecord, TrialRecord
 from .spec import SLO, TuningSpec
 from .stats import Interval, RacePolicy, Ranking, race_ranking, statistic_interval, throughput_interval
+from .stats.racing import noise
 
-SECONDARY = "e2e_latency.p90"  # tie-break among tied configs: lower latency at the objective's level
+TIE_BREAK = (
+    "the config with the best mean over its measurements (the most likely best); the other tied configs follow "
+    "in order of their means, and the summary says when the baseline is among them"
+)
 
 
 def interval_record(interval: Interval) -> IntervalRecord:
@@ -76,7 +80,6 @@ class RaceState:
 
     values: dict[str, list[float]]
     within: dict[str, list[Interval]] | None  # within-run intervals scaled to each value, when every one has one
-    secondary: dict[str, float]
     trials: dict[str, list[int]]
     config_ids: dict[str, str]
     excluded: list[str]  # why configs were left out (a repeat that missed the SLOs or failed)
@@ -90,7 +93,6 @@ def race_state(spec: TuningSpec, records: Sequence[TrialRecord]) -> RaceState:
     values: dict[str, list[float]] = {}
     within: dict[str, list[Interval]] = {}
     complete_within = True
-    secondary: dict[str, float] = {}
     trials: dict[str, list[int]] = {}
     ids: dict[str, str] = {}
     excluded: list[str] = []
@@ -111,11 +113,7 @@ def race_state(spec: TuningSpec, records: Sequence[TrialRecord]) -> RaceState:
             within[config_hash] = [s for s in scaled if s is not None]
         else:
             complete_within = False
-        latencies = [_secondary(r) for r in measured]
-        known = [v for v in latencies if v is not None]
-        if known:
-            secondary[config_hash] = sum(known) / len(known)
-    return RaceState(values, within if complete_within else None, secondary, trials, ids, excluded)
+    return RaceState(values, within if complete_within else None, trials, ids, excluded)
 
 
 def policy_for(spec: TuningSpec) -> RacePolicy:
@@ -125,15 +123,19 @@ def policy_for(spec: TuningSpec) -> RacePolicy:
     )
 
 
-def ranking(spec: TuningSpec, state: RaceState, prefer: str | None) -> RankingRecord | None:
-    """The best config and its tie-set as a record, or None when no config is feasible."""
+def ranking(spec: TuningSpec, state: RaceState) -> RankingRecord | None:
+    """The best config and its tie-set as a record, or None when no config is feasible.
+
+    The recommended config is the leader, the best mean: among configs the data cannot tell apart it is the most
+    likely best, and racing has re-measured it, so a lucky single value has been corrected. (Recommending the
+    baseline whenever it is tied was tried: on a noisy machine nearly everything is tied with it after a few
+    repeats, and the tool then named the baseline in 8 of 20 replays while a config 85% faster was known.)
+    """
     if not state.values:
         return None
     policy = policy_for(spec)
-    prefer = prefer if prefer in state.values else None
-    ranked: Ranking[str] = race_ranking(
-        state.values, policy=policy, within=state.within, prefer=prefer, secondary=state.secondary or None
-    )
+    ranked: Ranking[str] = race_ranking(state.values, policy=policy, within=state.within)
+    prior_cv, _df = noise(state.values, policy)
     order = sorted(ranked.estimates, key=lambda h: ranked.estimates[h].mean, reverse=policy.direction == "maximize")
     return RankingRecord(
         best=ranked.best,
@@ -142,7 +144,8 @@ def ranking(spec: TuningSpec, state: RaceState, prefer: str | None) -> RankingRe
         separated=ranked.separated,
         confidence=policy.confidence,
         rule=policy.rule,
-        tie_break=f"the baseline if tied; then lower {SECONDARY} at the objective's level; then the better mean",
+        tie_break=TIE_BREAK,
+        noise_cv=prior_cv,
         estimates=[
             EstimateRecord(
                 config_hash=h,
@@ -177,23 +180,19 @@ def _within(record: TrialRecord, metric: str) -> Interval | None:
     return Interval(value, found.low * scale, found.high * scale, found.confidence, found.n, found.method)
 
 
-def _secondary(record: TrialRecord) -> float | None:
-    level = _objective_level(record)
-    value = level.stats.get(SECONDARY) if level is not None else None
-    return value if value is not None and math.isfinite(value) else None
-
-
-def tie_summary(result_ranking: RankingRecord | None, ids: Mapping[str, str] | None = None) -> str:
-    """The headline's words: "best: X; Y and Z are within noise" (or "separated from the rest")."""
+def tie_summary(result_ranking: RankingRecord | None, baseline: str | None = None) -> str:
+    """The headline's words: "best: X; Y and Z are within noise of it" (or "separated from every other config"),
+    and whether the baseline (config hash ``baseline``) is among the tied: then no gain over it is established."""
     if result_ranking is None:
         return "no config met the SLOs"
     names = {e.config_hash: e.config_id for e in result_ranking.estimates}
-    if ids:
-        names.update(ids)
     best = names.get(result_ranking.best, result_ranking.best)
     others = [names.get(h, h) for h in result_ranking.tie_set if h != result_ranking.best]
     if not others:
         return f"best: {best}, separated from every other config ({result_ranking.confidence:.0%} confidence)"
     listed = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
     verb = "is" if len(others) == 1 else "are"
-    return f"best: {best}; {listed} {verb} within noise of it"
+    text = f"best: {best}; {listed} {verb} within noise of it"
+    if baseline is not None and baseline != result_ranking.best and baseline in result_ranking.tie_set:
+        text += " (the baseline among them: no gain over it is established; measure more to tell them apart)"
+    return text

@@ -208,11 +208,7 @@ class Study:
             _measured, running, _waiting = self._census()
             used = len(records) + len(running)
             left = self._race_left(used)
-            prefer = self.baseline_hash if self.baseline_hash in state.values else None
-            wanted = next_repeats(
-                state.values, left, spec.search.repeats, policy=policy, within=state.within, prefer=prefer,
-                secondary=state.secondary or None,
-            )  # fmt: skip
+            wanted = next_repeats(state.values, left, spec.search.repeats, policy=policy, within=state.within)
             busy = {claim.partition("#")[0] for claim in running}
             todo = [h for h in wanted if h not in busy]
             if not todo:
@@ -605,7 +601,7 @@ class Study:
             return
         if not spec.multi_objective:
             state = race_state(spec, self.result.trials)
-            ranked = ranking(spec, state, self.baseline_hash)
+            ranked = ranking(spec, state)
             self.result.ranking = ranked
             if ranked is not None:
                 self.result.best_trial = state.trials[ranked.best][0]

@@ -35,7 +35,7 @@ def summarize(result: StudyResult) -> str:
                     f"    {estimate.mean:.4g} over {len(estimate.values)} measurement(s), "
                     f"{ranking.confidence:.0%} interval {interval.low:.4g}-{interval.high:.4g}"
                 )
-            lines.append(f"  {tie_summary(ranking)}")
+            lines.append(f"  {tie_summary(ranking, baseline.config_hash if baseline is not None else None)}")
             for note in ranking_notes(ranking):
                 lines.append(f"    {note}")
         if baseline is not None and baseline.objective and best.objective is not None and baseline is not best:

@@ -1,20 +1,29 @@
-"""Sample efficiency of the search strategies, replayed on a landscape measured for real once.
+"""Sample efficiency of the search strategies, replayed on a landscape measured for real.
 
 Measuring a config of the embedded default takes 15-20 s, so comparing strategies over many seeds by measuring
 is out of reach; and a synthetic landscape would only say how the strategies do on a shape we made up. So the
-full grid of ``tuning_specs/smollm2-cpu.yaml`` (48 configs, plus the spec's baseline) was measured once, with
-the real engine and real genai-bench, and stored as data in ``benchmarks/data/smollm2-cpu-landscape.json``.
-This script replays that landscape through the real study code (:class:`autotuner.study.Study`: its samplers,
-its grid plan, its duplicate handling and its budget), with every trial answered from the recording instead of
-launching anything, and reports for each strategy over 20 seeds how many trials (the baseline trial counted) it
-needs to measure a config within 2% of the best feasible objective::
+full grid of ``tuning_specs/smollm2-cpu.yaml`` (48 configs, plus the spec's baseline) was measured for real, with
+the real engine and real genai-bench, in several passes, and stored as data in
+``benchmarks/data/smollm2-cpu-landscape.json``. This script replays that landscape through the real study code
+(:class:`autotuner.study.Study`: its samplers, its grid plan, its duplicate handling and its budget), with every
+trial answered from the recording instead of launching anything, and reports for each strategy over 20 seeds how
+many trials (the baseline trial counted) it needs to measure a config within 2% of the best feasible objective::
 
     python benchmarks/sample_efficiency.py                       # the table (about 10 s)
     python benchmarks/sample_efficiency.py --seeds 5 --budget 30
-    python benchmarks/sample_efficiency.py record <results.json> --spec <grid copy> --load "..."  # re-record
+    python benchmarks/sample_efficiency.py record pass1/results.json pass2/results.json \
+        [--include-v1 old-landscape.json] --load "..."          # re-record (each results.json is one pass)
 
 The issue's target: ``auto`` needs at most 25% of the grid (median). The landscape's own spread is printed
 first, because the target means little when many configs are within 2% of the best.
+
+The landscape (version 2): every config holds all its measurements of the objective (``values``, None where a
+pass found it infeasible) and their ``outcomes``. Its truth, what this table replays, is the mean of the values:
+one pass alone would make the table measure how the strategies chase that pass's noise. A config infeasible in
+any pass counts as infeasible (a config that meets the SLOs only sometimes is not one to find). The spread of the
+repeated values is the measurement noise, which ``benchmarks/best_confidence.py`` replays (``Noise``); this table
+answers every trial with the mean, noise-free, and racing off: it measures the search alone. Version 1 files (one
+measurement per config, a few repeats beside) still read.
 
 Replay seam: ``Study.run_trial`` (the trial pipeline by default) is given a function that looks the config up
 in the landscape; the context's launcher and bench raise if anything tries to launch or benchmark.
@@ -26,6 +35,7 @@ import argparse
 import dataclasses
 import json
 import math
+import random
 import statistics
 import sys
 import tempfile
@@ -53,7 +63,10 @@ STRATEGIES = ("grid", "random", "tpe", "auto")  # nsga2 is for several objective
 TOLERANCE = 0.02  # "within 2% of the best feasible objective"
 TARGET_SHARE = 0.25  # the issue's target for auto: at most 25% of the grid (median)
 SEEDS = 20
-DATA_VERSION = 1
+DATA_VERSION = 2  # what ``record`` writes
+READABLE_VERSIONS = (1, 2)  # 1: one measurement per config (and a few repeats beside); 2: every measurement
+FEASIBLE_RULE = "a config infeasible (or failed) in any pass counts as infeasible"
+OBJECTIVE_RULE = "a feasible config's objective is the mean of its values"
 
 RunTrial = Callable[..., TrialRecord]
 
@@ -61,14 +74,37 @@ RunTrial = Callable[..., TrialRecord]
 # ---------------------------------------------------------------------------------------------------- the landscape
 @dataclass(frozen=True)
 class Point:
-    """One recorded config: what a replayed trial of it returns."""
+    """One recorded config: what a replayed trial of it returns (``objective``, or a draw around it)."""
 
     config: dict[str, bool | int | float | str]
     hash: str
     outcome: Outcome
-    objective: float | None  # output throughput under the SLOs (tokens/s); None when infeasible or failed
+    objective: float | None  # output throughput under the SLOs (tokens/s), the mean of the values; None: infeasible
     reason: str = ""
     baseline: bool = False
+    values: tuple[float | None, ...] = ()  # every measurement, in recording order (None: infeasible or failed)
+    outcomes: tuple[str, ...] = ()  # the outcome of each measurement
+
+    @property
+    def measurements(self) -> tuple[float, ...]:
+        """The feasible values (the objective alone when the point was built without its values)."""
+        known = tuple(v for v, o in zip(self.values, self.outcomes, strict=True) if o == "feasible" and v is not None)
+        if known:
+            return known
+        return (self.objective,) if self.objective is not None else ()
+
+
+def summarize(values: Sequence[float | None], outcomes: Sequence[str]) -> tuple[Outcome, float | None, int | None]:
+    """A config's outcome and objective from all its measurements, and which measurement made it infeasible.
+
+    Feasible only if every measurement was (``FEASIBLE_RULE``); then the objective is the mean of the values."""
+    if len(values) != len(outcomes) or not values:
+        raise ValueError(f"{len(values)} values but {len(outcomes)} outcomes")
+    bad = next((i for i, o in enumerate(outcomes) if o != "feasible" or values[i] is None), None)
+    if bad is not None:
+        outcome: Outcome = "failed" if outcomes[bad] == "failed" else "infeasible"
+        return outcome, None, bad
+    return "feasible", math.fsum(v for v in values if v is not None) / len(values), None
 
 
 @dataclass(frozen=True)
@@ -77,7 +113,9 @@ class Landscape:
 
     points: dict[str, Point]
     grid_size: int  # configs of the spec's grid (the baseline may lie outside it)
-    repeats: tuple[tuple[str, float | None, float | None], ...] = ()  # (config id, in the grid, measured again)
+    repeats: tuple[tuple[str, float | None, float | None], ...] = ()  # v1 only: (config id, in the grid, again)
+    passes: tuple[str, ...] = ()  # v2: the recording passes, in order
+    version: int = DATA_VERSION
 
     @classmethod
     def of(cls, points: Sequence[Point], grid_size: int) -> Landscape:
@@ -85,9 +123,48 @@ class Landscape:
 
     @classmethod
     def read(cls, path: Path) -> Landscape:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if data.get("version") != DATA_VERSION:
-            raise ValueError(f"{path}: landscape version {data.get('version')}, this script reads {DATA_VERSION}")
+        try:
+            return cls.read_data(json.loads(path.read_text(encoding="utf-8")))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+
+    @classmethod
+    def read_data(cls, data: dict[str, Any]) -> Landscape:
+        version = data.get("version")
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"landscape version {version}, this script reads {READABLE_VERSIONS}")
+        if version == 1:
+            return cls._read_v1(data)
+        points = []
+        for c in data["configs"]:
+            values = tuple(None if v is None else float(v) for v in c["values"])
+            outcomes = tuple(str(o) for o in c["outcomes"])
+            outcome, objective, _bad = summarize(values, outcomes)
+            stored = c.get("objective")
+            if (
+                outcome != c["outcome"]
+                or (objective is None) != (stored is None)
+                or (objective is not None and stored is not None and not math.isclose(objective, stored, rel_tol=1e-9))
+            ):
+                raise ValueError(f"{c['id']}: its outcome or objective does not follow from its values")
+            points.append(
+                Point(
+                    config=c["config"],
+                    hash=c["hash"],
+                    outcome=outcome,
+                    objective=objective,
+                    reason=c.get("reason", ""),
+                    baseline=c.get("baseline", False),
+                    values=values,
+                    outcomes=outcomes,
+                )
+            )
+        passes = tuple(str(p["name"]) for p in data.get("passes", []))
+        return cls({p.hash: p for p in points}, int(data["grid_size"]), (), passes, 2)
+
+    @classmethod
+    def _read_v1(cls, data: dict[str, Any]) -> Landscape:
+        """Version 1: one measurement per config; the repeats stay beside it, as that file meant them."""
         points = [
             Point(
                 config=c["config"],
@@ -96,11 +173,13 @@ class Landscape:
                 objective=c["objective"],
                 reason=c.get("reason", ""),
                 baseline=c.get("baseline", False),
+                values=(c["objective"],),
+                outcomes=(c["outcome"],),
             )
             for c in data["configs"]
         ]
         repeats = tuple((r["id"], r["objective_in_grid"], r["objective_again"]) for r in data.get("repeats", []))
-        return cls({p.hash: p for p in points}, int(data["grid_size"]), repeats)
+        return cls({p.hash: p for p in points}, int(data["grid_size"]), repeats, ("v1",), 1)
 
     def feasible(self) -> list[Point]:
         return sorted(
@@ -120,6 +199,80 @@ class Landscape:
         floor = self.best * (1.0 - tolerance)
         return {p.hash for p in self.feasible() if (p.objective or 0.0) >= floor}
 
+    def flaky(self) -> list[Point]:
+        """Configs feasible in some measurements and not in others: counted infeasible (``FEASIBLE_RULE``)."""
+        return [
+            p
+            for p in self.points.values()
+            if p.outcome != "feasible" and any(o == "feasible" for o in p.outcomes) and len(p.outcomes) > 1
+        ]
+
+
+# ---------------------------------------------------------------------------------------------------- the noise
+def relative_residuals(landscape: Landscape) -> tuple[float, ...]:
+    """The measurement noise of the landscape, as relative residuals pooled over configs measured more than once.
+
+    A config's residual is ``(v - mean) / mean``, scaled by ``sqrt(n / (n - 1))``: with n values, residuals from
+    their own mean are smaller than the noise by that factor (the mean has absorbed part of it), most of all for
+    the two or three values a config has here. Only configs counted feasible contribute: those are the configs a
+    replay draws for, and a config that flips between feasible and not is near an SLO's edge, where its
+    throughput is not the ordinary noise around one mean. Relative, because the noise of throughput grows with
+    it (a constant CV, the model ``autotuner.stats.repeats`` assumes too); pooled, because two or three values
+    per config say little about any one config's noise, and the noise is the machine's more than the config's.
+    """
+    pooled: list[float] = []
+    for point in sorted(landscape.feasible(), key=lambda p: p.hash):
+        values = point.measurements
+        n = len(values)
+        mean = math.fsum(values) / n if n else 0.0
+        if n < 2 or mean <= 0:
+            continue
+        scale = math.sqrt(n / (n - 1))
+        pooled.extend((v - mean) / mean * scale for v in values)
+    return tuple(pooled)
+
+
+Draw = Callable[[Point, int], float]  # (a feasible point, its repeat number) -> the measured objective
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Replayed measurement noise: a config's measurement is its mean times ``1 + e``, ``e`` one of the pooled
+    residuals, drawn with a seed that is a function of (seed, config, repeat) alone.
+
+    Keyed draws, not one random stream: two replays with the same seed (racing on and off, say) see the same
+    value for the same config's k-th measurement however differently they order their trials, so comparing them
+    compares the methods, not their luck. Resampling the recorded residuals (not a normal of their CV) keeps the
+    noise's real shape: its skew and its outliers are what a single measurement gets wrong.
+    """
+
+    residuals: tuple[float, ...]
+
+    @classmethod
+    def of(cls, landscape: Landscape) -> Noise:
+        return cls(relative_residuals(landscape))
+
+    @property
+    def cv(self) -> float:
+        """The pooled coefficient of variation: the root mean square of the scaled residuals."""
+        if not self.residuals:
+            return 0.0
+        return math.sqrt(math.fsum(r * r for r in self.residuals) / len(self.residuals))
+
+    def factor(self, seed: int, config_hash: str, repeat: int) -> float:
+        """``1 + e`` for this measurement (1 when nothing was measured twice: no noise known, none made up)."""
+        if not self.residuals:
+            return 1.0
+        return 1.0 + random.Random(f"{seed}/{config_hash}/{repeat}").choice(self.residuals)
+
+    def draw(self, seed: int) -> Draw:
+        """The measured objective of a feasible point, for one seed's replay (never below zero)."""
+
+        def measure(point: Point, repeat: int) -> float:
+            return max(0.0, (point.objective or 0.0) * self.factor(seed, point.hash, repeat))
+
+        return measure
+
 
 # ---------------------------------------------------------------------------------------------------- the replay
 class _NoDeployment(Launcher):
@@ -135,18 +288,23 @@ def _no_bench(**_kwargs: Any) -> Any:
     raise AssertionError("the replay must not run a benchmark")
 
 
-def replay_trial(landscape: Landscape, objective_name: str, log: list[TrialRecord]) -> RunTrial:
+def replay_trial(
+    landscape: Landscape, objective_name: str, log: list[TrialRecord], draw: Draw | None = None
+) -> RunTrial:
     """A stand-in for ``autotuner.trial.run_trial``: the recorded outcome of the config, as a TrialRecord.
 
     Every record it hands out is also appended to ``log``: the order in which the study really measured configs,
     whatever order or numbering the study's own result uses (a baseline outside the space, say, has number -1).
+    A feasible config's value is its objective (the mean of its measurements), or ``draw``'s value when given.
     """
 
     def run(ctx: TrialContext, number: int, config: Config, *, baseline: bool = False, repeat: int = 0) -> TrialRecord:
         point = landscape.points.get(config.hash)
         if point is None:
             raise KeyError(f"{config.id} ({config.hash}) is not in the recorded landscape")
-        value = point.objective if point.outcome == "feasible" else None
+        value: float | None = None
+        if point.outcome == "feasible":
+            value = draw(point, repeat) if draw is not None else point.objective
         record = TrialRecord(
             number=number,
             config=config.as_dict(),
@@ -181,29 +339,44 @@ def with_search(
 
 @dataclass(frozen=True)
 class Run:
-    """One replayed study: what ``auto`` became, and the configs measured in order."""
+    """One replayed study: what ``auto`` became, the configs measured in order, and the config it named best."""
 
     strategy: str
     resolved: str
     seed: int
-    measured: list[TrialRecord]  # in the order the study measured them
+    measured: list[TrialRecord]  # in the order the study measured them (repeats included, when racing)
     notes: list[str]
+    best: str | None = None  # the hash of the study's final best (None: nothing feasible)
 
 
-def replay(loaded: LoadedSpec, landscape: Landscape, *, strategy: str, seed: int, max_trials: int | None) -> Run:
-    """Run the real Study on the landscape; nothing is launched and nothing is written."""
-    spec = with_search(loaded, strategy=strategy, seed=seed, max_trials=max_trials)
+def replay(
+    loaded: LoadedSpec,
+    landscape: Landscape,
+    *,
+    strategy: str,
+    seed: int,
+    max_trials: int | None,
+    racing: bool = False,
+    draw: Draw | None = None,
+) -> Run:
+    """Run the real Study on the landscape; nothing is launched and nothing is written.
+
+    Each feasible config answers with its objective (the mean), or with ``draw``'s value (``Noise.draw``)."""
+    spec = with_search(loaded, strategy=strategy, seed=seed, max_trials=max_trials, racing=racing)
     objective_name = str(spec.spec.objective[0])
     log: list[TrialRecord] = []
     with tempfile.TemporaryDirectory(prefix="replay-") as scratch:
         context = TrialContext(
             loaded=spec, run_id="replay", out_dir=Path(scratch), launcher=_NoDeployment(), bench=_no_bench
         )
-        study = Study(
-            spec, context, StudyOptions(timeout=3600.0), run_trial=replay_trial(landscape, objective_name, log)
-        )
+        run_trial = replay_trial(landscape, objective_name, log, draw)
+        study = Study(spec, context, StudyOptions(timeout=3600.0), run_trial=run_trial)
         result: StudyResult = study.run()
-    return Run(strategy, study.strategy, seed, log, list(result.notes))
+    best = result.ranking.best if result.ranking is not None else None
+    if best is None:
+        named = result.best()
+        best = named.config_hash if named is not None else None
+    return Run(strategy, study.strategy, seed, log, list(result.notes), best)
 
 
 def trials_to_hit(run: Run, hits: set[str]) -> int | None:
@@ -284,11 +457,26 @@ def print_spread(landscape: Landscape, tolerance: float) -> None:
         + (", plus the baseline" if total > landscape.grid_size else "")
         + f"), {len(feasible)} feasible"
     )
+    if landscape.version >= 2:
+        counts = [len(p.values) for p in landscape.points.values()]
+        flaky = landscape.flaky()
+        print(
+            f"  {len(landscape.passes)} recording passes ({', '.join(landscape.passes)}): {min(counts)}-{max(counts)} "
+            f"measurements per config; {FEASIBLE_RULE}"
+            + (f" ({len(flaky)} such: {', '.join(sorted(_config_id(p) for p in flaky))})" if flaky else "")
+            + f"; {OBJECTIVE_RULE}"
+        )
+        noise = Noise.of(landscape)
+        repeated = sum(1 for p in feasible if len(p.measurements) > 1)
+        print(
+            f"  noise: pooled CV {noise.cv:.1%} of a single measurement, from {repeated} feasible configs measured "
+            f"more than once ({len(noise.residuals)} residuals; this table replays the means, without noise)"
+        )
     for rank, point in enumerate(feasible[:3], start=1):
-        config = ",".join(f"{k}={v}" for k, v in sorted(point.config.items()))
         tag = " (baseline)" if point.baseline else ""
         gap = "" if rank == 1 else f" ({(point.objective or 0.0) / landscape.best - 1:+.1%})"
-        print(f"  #{rank}: {point.objective:.1f} tok/s{gap}  {config}{tag}")
+        values = f"  [{', '.join(f'{v:.1f}' for v in point.measurements)}]" if len(point.measurements) > 1 else ""
+        print(f"  #{rank}: {point.objective:.1f} tok/s{gap}  {_config_id(point)}{tag}{values}")
     floor = landscape.best * (1 - tolerance)
     share = len(hits) / landscape.grid_size
     print(
@@ -305,6 +493,10 @@ def print_spread(landscape: Landscape, tolerance: float) -> None:
         print(
             f"  feasible objectives: min {min(spread):.1f}, median {statistics.median(spread):.1f}, max {max(spread):.1f} tok/s"
         )
+
+
+def _config_id(point: Point) -> str:
+    return ",".join(f"{k}={v}" for k, v in sorted(point.config.items()))
 
 
 def uniform_reference(landscape: Landscape, hits: set[str]) -> str:
@@ -360,88 +552,203 @@ def print_table(rows: Sequence[Row], landscape: Landscape, seeds: int, tolerance
 
 # ---------------------------------------------------------------------------------------------------- recording
 def record(
-    results: Path, out: Path, *, load: str, recorded_spec: Path | None, repeats: Path | None = None
+    passes: Sequence[Path],
+    out: Path,
+    *,
+    load: str,
+    recorded_spec: Path | None = None,
+    include_v1: Path | None = None,
 ) -> dict[str, Any]:
-    """Turn the results.json of a full-grid study into the landscape file: small, no per-request samples.
+    """Turn the results.json of one or more recording passes into the landscape file (version 2): small, no
+    per-request samples, every measurement of every config kept.
 
-    ``repeats`` is the results.json of a second, later measurement of a few of the grid's configs: stored next to
-    the first values, it shows how much of the landscape's top is measurement noise.
+    Each results.json is one pass: a study of a copy of the spec (same space; name and search may differ) that
+    measured the baseline and the grid, in any order (a random order keeps the machine's drift from lining up
+    with one parameter); repeats in it count as more measurements, probe-skipped trials as none. A pass may also
+    measure only some configs again, but together the passes must cover the grid. ``include_v1`` adds the values
+    of a version-1 landscape file (its grid pass and its repeats) as further passes.
     """
     from autotuner.fingerprint import environment
 
-    result = StudyResult.read(results)
     original = load_spec(SPEC)
-    used = load_spec(recorded_spec) if recorded_spec is not None else original
-    grid = {c.hash for c in original.space.grid()}
-    configs = []
-    for trial in sorted(result.trials, key=lambda t: t.number):
-        if trial.repeat != 0 or trial.outcome == "skipped":
-            continue
-        wall = (trial.stages[-1].ended - trial.stages[0].started) if trial.stages else None
-        configs.append(
+    grid = [c.hash for c in original.space.grid()]
+    measurements: dict[str, list[dict[str, Any]]] = {}
+    configs: dict[str, dict[str, Any]] = {}
+    pass_rows: list[dict[str, Any]] = []
+    env: Any = None
+    names: set[str] = set()
+    for path in passes:
+        result = StudyResult.read(path)
+        env = env or result.environment
+        name = result.spec_name if result.spec_name not in names else f"{result.spec_name}#{len(pass_rows) + 1}"
+        names.add(name)
+        kept = 0
+        for trial in sorted(result.trials, key=lambda t: (t.repeat, t.number)):
+            if trial.outcome == "skipped":
+                continue  # the probe's few requests are no measurement of the objective
+            wall = (trial.stages[-1].ended - trial.stages[0].started) if trial.stages else None
+            configs.setdefault(
+                trial.config_hash, {"config": trial.config, "id": trial.config_id, "baseline": trial.baseline}
+            )
+            measurements.setdefault(trial.config_hash, []).append(
+                {
+                    "pass": name,
+                    "trial": trial.number,  # measuring order within the pass: the machine's load varied over it
+                    "outcome": trial.outcome,
+                    "value": trial.objective if trial.outcome == "feasible" else None,
+                    "level": trial.objectives[0].level if trial.objectives else None,
+                    "reason": trial.reason,
+                    "levels": [_level_row(level) for level in trial.levels],
+                    "seconds": _round(wall),
+                }
+            )
+            kept += 1
+        pass_rows.append(
             {
-                "config": trial.config,
-                "hash": trial.config_hash,
-                "id": trial.config_id,
-                "trial": trial.number,  # measurement order: the machine's load varied over the run
-                "baseline": trial.baseline,
-                "in_grid": trial.config_hash in grid,
-                "outcome": trial.outcome,
-                "objective": trial.objective if trial.outcome == "feasible" else None,
-                "objective_level": trial.objectives[0].level if trial.objectives else None,
-                "reason": trial.reason,
-                "levels": [
-                    {
-                        "concurrency": level.concurrency,
-                        "feasible": level.feasible,
-                        "output_throughput": _round(level.output_throughput),
-                        "ttft_p90": _round(level.stats.get("ttft.p90")),
-                        "tpot_p90": _round(level.stats.get("tpot.p90")),
-                        "e2e_p99": _round(level.stats.get("e2e_latency.p99")),
-                        "errors": level.errors,
-                    }
-                    for level in trial.levels
-                ],
-                "trial_seconds": _round(wall),
+                "name": name,
+                "run": result.study_name,
+                "strategy": result.strategy,
+                "date": result.started,
+                "finished": result.finished,
+                "recorded_spec_digest": result.spec_digest,
+                "measurements": kept,
             }
         )
-    missing = grid - {c["hash"] for c in configs}
+    if include_v1 is not None:
+        pass_rows.extend(_v1_passes(include_v1, configs, measurements))
+    missing = set(grid) - set(measurements)
     if missing:
-        raise SystemExit(f"{results}: {len(missing)} grid configs were not measured; record the full grid")
-    env = result.environment or environment(used.spec)
-    data = {
+        raise SystemExit(f"{len(missing)} grid configs were measured in no pass; record the full grid")
+    if env is None:
+        env = environment(load_spec(recorded_spec).spec if recorded_spec is not None else original.spec)
+    order = {h: i for i, h in enumerate(grid)}
+    rows = []
+    for config_hash in sorted(measurements, key=lambda h: (not configs[h]["baseline"], order.get(h, len(order)), h)):
+        found = measurements[config_hash]
+        values = [m["value"] for m in found]
+        outcomes = [m["outcome"] for m in found]
+        outcome, objective, bad = summarize(values, outcomes)
+        rows.append(
+            {
+                "config": configs[config_hash]["config"],
+                "hash": config_hash,
+                "id": configs[config_hash]["id"],
+                "baseline": configs[config_hash]["baseline"],
+                "in_grid": config_hash in order,
+                "outcome": outcome,
+                "objective": objective,
+                "reason": found[bad]["reason"] if bad is not None else "",
+                "values": values,
+                "outcomes": outcomes,
+                "passes": [m["pass"] for m in found],
+                "trials": [m["trial"] for m in found],
+                "objective_levels": [m["level"] for m in found],
+                "seconds": [m["seconds"] for m in found],
+                "levels": [m["levels"] for m in found],
+            }
+        )
+    data: dict[str, Any] = {
         "version": DATA_VERSION,
-        "what": "every config of tuning_specs/smollm2-cpu.yaml's grid (plus its baseline), measured once for real",
+        "what": "every config of tuning_specs/smollm2-cpu.yaml's grid (plus its baseline), measured for real in "
+        "several passes: all of each config's measurements",
         "spec": str(SPEC.relative_to(REPO)),
         "spec_digest": original.digest,
-        "recorded_spec_digest": used.digest,
-        "recorded_with": "autotuner tune on a copy of the spec with search: {strategy: grid, timeout: 60m} and no "
-        "max_trials (everything else identical)",
-        "objective": result.objectives[0] if result.objectives else None,
-        "date": result.started,
-        "finished": result.finished,
-        "run": result.study_name,
+        "recorded_with": "autotuner tune on copies of the spec that differ only in name and search (each full pass "
+        "measures the baseline and the whole grid once, in the order of its strategy: see passes)",
+        "objective": f"{original.spec.objective[0]}",
+        "rules": {"objective": OBJECTIVE_RULE, "feasible": FEASIBLE_RULE},
         "machine": {**env.model_dump(mode="json", exclude={"host"}), "load": load},
         "grid_size": len(grid),
-        "configs": configs,
+        "passes": pass_rows,
+        "configs": rows,
     }
-    if repeats is not None:
-        first = {c["hash"]: c for c in configs}
-        again = StudyResult.read(repeats)
-        data["repeats"] = [
-            {
-                "id": t.config_id,
-                "hash": t.config_hash,
-                "objective_in_grid": first[t.config_hash]["objective"],
-                "objective_again": t.objective if t.outcome == "feasible" else None,
-                "measured": again.started,
-            }
-            for t in again.trials
-            if t.config_hash in first
-        ]
+    noise = Noise.of(Landscape.read_data(data))
+    data["noise"] = {
+        "pooled_cv": round(noise.cv, 4),
+        "residuals": len(noise.residuals),
+        "how": "relative residuals (v - mean) / mean * sqrt(n / (n - 1)) of the feasible configs measured more "
+        "than once, pooled; pooled_cv is their root mean square",
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(_compact_json(data), encoding="utf-8")
     return data
+
+
+def _level_row(level: Any) -> dict[str, Any]:
+    return {
+        "concurrency": level.concurrency,
+        "feasible": level.feasible,
+        "output_throughput": _round(level.output_throughput),
+        "ttft_p90": _round(level.stats.get("ttft.p90")),
+        "tpot_p90": _round(level.stats.get("tpot.p90")),
+        "e2e_p99": _round(level.stats.get("e2e_latency.p99")),
+        "errors": level.errors,
+    }
+
+
+def _v1_passes(
+    path: Path, configs: dict[str, dict[str, Any]], measurements: dict[str, list[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """A version-1 landscape's values as two passes: its grid pass and its later repeats of a few configs."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("version") != 1:
+        raise SystemExit(f"{path}: --include-v1 takes a version-1 landscape, not version {data.get('version')}")
+    load = data.get("machine", {}).get("load", "not recorded")
+    for c in data["configs"]:
+        configs.setdefault(c["hash"], {"config": c["config"], "id": c["id"], "baseline": c["baseline"]})
+        measurements.setdefault(c["hash"], []).append(
+            {
+                "pass": "v1",
+                "trial": c["trial"],
+                "outcome": c["outcome"],
+                "value": c["objective"],
+                "level": c.get("objective_level"),
+                "reason": c.get("reason", ""),
+                "levels": c.get("levels", []),
+                "seconds": c.get("trial_seconds"),
+            }
+        )
+    rows = [
+        {
+            "name": "v1",
+            "run": data.get("run"),
+            "strategy": "grid",
+            "date": data.get("date"),
+            "finished": data.get("finished"),
+            "recorded_spec_digest": data.get("recorded_spec_digest"),
+            "measurements": len(data["configs"]),
+            "note": f"the version-1 recording (grid in enumeration order), measured under load: {load}",
+        }
+    ]
+    repeats = data.get("repeats", [])
+    for r in repeats:
+        value = r["objective_again"]
+        measurements.setdefault(r["hash"], []).append(
+            {
+                "pass": "v1-repeats",
+                "trial": None,
+                "outcome": "feasible" if value is not None else "infeasible",
+                "value": value,
+                "level": None,
+                "reason": "" if value is not None else "not feasible when measured again (v1 kept no reason)",
+                "levels": [],
+                "seconds": None,
+            }
+        )
+    if repeats:
+        rows.append(
+            {
+                "name": "v1-repeats",
+                "run": data.get("run"),
+                "strategy": "repeats of a few configs",
+                "date": repeats[0].get("measured"),
+                "finished": None,
+                "recorded_spec_digest": data.get("recorded_spec_digest"),
+                "measurements": len(repeats),
+                "note": "the version-1 file's repeats, measured right after its grid pass, under the same load",
+            }
+        )
+    return rows
 
 
 def _compact_json(data: dict[str, Any]) -> str:
@@ -464,12 +771,18 @@ def _round(value: float | None) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
-    rec = sub.add_parser("record", help="store a full-grid results.json as the landscape file")
-    rec.add_argument("results", type=Path)
-    rec.add_argument("--spec", type=Path, default=None, help="the spec copy the grid was measured with")
+    rec = sub.add_parser("record", help="store the results.json of recording passes as the landscape file")
+    rec.add_argument("results", type=Path, nargs="+", help="one results.json per pass (together: the whole grid)")
+    rec.add_argument("--spec", type=Path, default=None, help="a spec copy (its machine, if a pass lacks one)")
     rec.add_argument("--load", default="not recorded", help="how loaded the machine was while measuring")
     rec.add_argument("--out", type=Path, default=DATA)
-    rec.add_argument("--repeats", type=Path, default=None, help="results.json re-measuring some configs later")
+    rec.add_argument(
+        "--include-v1",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="add a version-1 landscape's values as passes (it was measured under heavier load: say so in --load)",
+    )
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--seeds", type=int, default=SEEDS)
     parser.add_argument("--budget", type=int, default=None, help="max_trials of each replay (default: the grid + 1)")
@@ -477,8 +790,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "record":
-        data = record(args.results, args.out, load=args.load, recorded_spec=args.spec, repeats=args.repeats)
-        print(f"wrote {args.out}: {len(data['configs'])} configs")
+        data = record(args.results, args.out, load=args.load, recorded_spec=args.spec, include_v1=args.include_v1)
+        print(
+            f"wrote {args.out}: {len(data['configs'])} configs, {len(data['passes'])} passes, "
+            f"pooled CV {data['noise']['pooled_cv']:.1%}"
+        )
         return 0
 
     warnings.filterwarnings("ignore")  # optuna's ExperimentalWarning for multivariate TPE, once per replay

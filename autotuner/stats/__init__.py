@@ -30,6 +30,7 @@ from .repeats import (
     config_interval,
     difference,
     estimate_config,
+    pooled_cv,
     relative_change,
     relative_change_of,
 )
@@ -51,6 +52,7 @@ __all__ = [
     "estimate_config",
     "mean_interval",
     "next_repeats",
+    "pooled_cv",
     "order_statistic_min_n",
     "order_statistic_ranks",
     "proportion_interval",

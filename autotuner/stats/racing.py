@@ -27,12 +27,13 @@ calls again. Infeasible repeats are the caller's to handle (leave them out, or d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from .interval import Interval
 from .ranking import Direction, K, Ranking, TieRule, rank
-from .repeats import PRIOR_CV, PRIOR_DF, estimate_config
+from .repeats import PRIOR_CV, PRIOR_DF, estimate_config, pooled_cv
 
 MAX_REPEATS = 5
 CONFIRM_REPEATS = 2
@@ -47,6 +48,7 @@ class RacePolicy:
     max_repeats: int = MAX_REPEATS  # per config, unless min_repeats asks for more
     confirm_repeats: int = CONFIRM_REPEATS  # the leader's repeats before a separation is believed
     rule: TieRule = "difference"
+    pool: bool = True  # learn the machine's noise level from every config's repeats (see race_ranking)
 
 
 def race_ranking(
@@ -57,20 +59,36 @@ def race_ranking(
     prefer: K | None = None,
     secondary: Mapping[K, float] | None = None,
 ) -> Ranking[K]:
-    """The ranking racing works from; call it once racing stops for the result (best, tie-set)."""
+    """The ranking racing works from; call it once racing stops for the result (best, tie-set).
+
+    With ``policy.pool`` (default) the noise level is the prior updated by every repeat in ``state``
+    (``pooled_cv``): one noise level for the machine, learnt from all configs, so that a config whose two
+    repeats agreed by chance does not look precise, and a noisy machine widens every interval."""
+    prior_cv, prior_df = noise(state, policy)
     estimates = {
         key: estimate_config(
             values,
             within.get(key) if within is not None else None,
             confidence=policy.confidence,
-            prior_cv=policy.prior_cv,
-            prior_df=policy.prior_df,
+            prior_cv=prior_cv,
+            prior_df=prior_df,
         )
         for key, values in state.items()
     }
     return rank(
         estimates, policy.direction, confidence=policy.confidence, rule=policy.rule, prefer=prefer, secondary=secondary
     )
+
+
+def noise(state: Mapping[K, Sequence[float]], policy: RacePolicy) -> tuple[float, float]:
+    """The noise prior for every config: ``policy``'s prior, updated with the pooled repeats when pooling."""
+    if not policy.pool:
+        return policy.prior_cv, policy.prior_df
+    pooled, df = pooled_cv(state.values())
+    if df == 0:
+        return policy.prior_cv, policy.prior_df
+    total = policy.prior_df + df
+    return math.sqrt((policy.prior_df * policy.prior_cv**2 + df * pooled**2) / total), total
 
 
 def next_repeats(

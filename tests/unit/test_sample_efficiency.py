@@ -119,5 +119,11 @@ def test_the_recorded_landscape_covers_the_shipped_spec() -> None:
     assert landscape.grid_size == len(grid) >= 48
     assert grid <= set(landscape.points)
     assert all("samples" not in json.dumps(c) for c in data["configs"])  # kept small
+    if data["version"] >= 2:  # every measurement kept, the noise known; the truth (objective) follows from them
+        assert len(landscape.passes) >= 2
+        for point in landscape.points.values():
+            assert len(point.values) == len(point.outcomes) >= 2
+            assert (point.outcome == "feasible") == all(o == "feasible" for o in point.outcomes)
+        assert se.Noise.of(landscape).cv > 0
     run = se.replay(loaded, landscape, strategy="random", seed=0, max_trials=len(grid) + 1)
     assert se.trials_to_hit(run, landscape.hits()) is not None

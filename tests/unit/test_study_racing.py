@@ -153,18 +153,39 @@ def test_a_lucky_first_measurement_is_measured_again_and_loses(tmp_path: Path) -
     assert named.count("n-parallel=4,threads=2") >= 8, named
 
 
-def test_the_baseline_is_named_when_it_is_tied_with_the_best(tmp_path: Path) -> None:
+def test_a_tied_baseline_is_said_so_and_the_leader_is_named(tmp_path: Path) -> None:
     def truth(c: Mapping[str, object]) -> float:
         return 100.0 if c["n-parallel"] == 1 and c["threads"] == 1 or c["n-parallel"] == 4 else 40.0
 
     log: list[TrialRecord] = []
-    result = study(
-        tmp_path, spec(tmp_path, "strategy: grid, racing: {max_repeats: 3, share: 100%}"), measured(truth, 0.02, 3, log)
-    )
-    assert result.ranking is not None and not result.ranking.separated
-    best = result.best()
-    assert best is not None and best.baseline and best.config_id == "n-parallel=1,threads=1"
-    assert "baseline if tied" in result.ranking.tie_break
+    loaded = spec(tmp_path, "strategy: grid, racing: {max_repeats: 3, share: 100%}")
+    result = study(tmp_path, loaded, measured(truth, 0.02, 3, log))
+    ranking = result.ranking
+    assert ranking is not None and not ranking.separated
+    baseline, best = result.baseline(), result.best()
+    assert baseline is not None and best is not None
+    assert baseline.config_hash in ranking.tie_set  # 100 like the best: no gain over it is established
+    leader = max(ranking.estimates, key=lambda e: e.mean)
+    assert best.config_hash == ranking.best == ranking.leader == leader.config_hash  # the best mean is named
+    assert "best mean" in ranking.tie_break
+    assert "no gain over it is established" in tie_summary(ranking, baseline.config_hash)
+    assert ranking.noise_cv is not None and ranking.noise_cv < 0.07  # learnt from the repeats: a quiet machine
+
+
+def test_the_noise_level_is_learnt_from_the_repeats(tmp_path: Path) -> None:
+    """On a noisy machine (30% per measurement) the pooled noise widens every interval beyond the 7% prior."""
+
+    def truth(c: Mapping[str, object]) -> float:
+        return 100.0 if c["n-parallel"] == 4 else 50.0
+
+    log: list[TrialRecord] = []
+    loaded = spec(tmp_path, "strategy: grid, racing: {max_repeats: 4, share: 100%}")
+    result = study(tmp_path, loaded, measured(truth, 0.30, 5, log))
+    ranking = result.ranking
+    assert ranking is not None and ranking.noise_cv is not None and ranking.noise_cv > 0.12
+    single = [e for e in ranking.estimates if len(e.values) == 1]
+    for estimate in single:  # one measurement: +-1.96 x the learnt CV, far wider than the prior's +-14%
+        assert estimate.interval.high is not None and estimate.interval.high > estimate.mean * 1.2
 
 
 def test_max_trials_counts_repeats_and_keeps_a_share_for_racing(tmp_path: Path) -> None:
