@@ -144,9 +144,9 @@ class RankingRecord(_Model):
     confidence: float
     rule: str
     tie_break: str
+    noise_cv: float | None = None  # the machine's noise level used: the prior updated by the study's repeats
     estimates: list[EstimateRecord] = Field(default_factory=list)  # best mean first
 
-    noise_cv: float | None = None  # the machine's noise level used: the prior updated by the study's repeats
     def estimate(self, config_hash: str) -> EstimateRecord | None:
         return next((e for e in self.estimates if e.config_hash == config_hash), None)
 
