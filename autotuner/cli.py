@@ -1,4 +1,5 @@
-"""The ``autotuner`` command line. Exit codes: 0 success, 1 internal error, 2 invalid input (argparse's too)."""
+"""The ``autotuner`` command line. Exit codes: 0 success, 1 internal error, 2 invalid input (argparse's too);
+``compare`` and ``tune --baseline``: 6 regressed, 7 inconclusive."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .space import planned_strategy
 from .spec import SpecError
 from .validation import LoadedSpec, load_spec, load_specs
+
+if TYPE_CHECKING:
+    from .results import StudyResult
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_NO_FEASIBLE, EXIT_INFRASTRUCTURE = 0, 1, 2, 4, 5
 
@@ -72,6 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--max-trials", type=_positive_int, default=None, metavar="N", help="override search.max_trials")
     tune.add_argument("--timeout", default=None, metavar="DURATION", help="override search.timeout (e.g. 30m)")
+    tune.add_argument(
+        "--baseline",
+        metavar="PATH",
+        default=None,
+        help="main's baseline.json (or a folder with <spec>/baseline.json): after the search, A/B its best config "
+        "against this run's best and give a regression verdict (exit 6 regressed, 7 inconclusive)",
+    )
+    tune.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="compare with a baseline from other hardware or another engine (stored numbers, with a warning)",
+    )
+    tune.add_argument(
+        "--ab-rounds", type=_positive_int, default=None, metavar="N", help="interleaved A/B rounds (default 5)"
+    )
     tune.set_defaults(run=cmd_tune)
 
     serve = commands.add_parser("serve", help="start the engine for one config of a spec; Ctrl-C stops it")
@@ -85,6 +104,21 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-dir", default="reports/serve", metavar="DIR", help="where the engine log goes")
     serve.set_defaults(run=cmd_serve)
 
+    report = commands.add_parser(
+        "report", help="render the report of a run from its results.json again (nothing is measured)"
+    )
+    report.add_argument("results", metavar="RESULTS.json", help="a run's results.json")
+    report.add_argument(
+        "--baseline",
+        metavar="BASELINE.json",
+        default=None,
+        help="another results.json (e.g. reports/<spec>/baseline.json) to compare the best config with",
+    )
+    report.add_argument(
+        "--out", metavar="DIR", default=None, help="where the report goes (default: beside RESULTS.json)"
+    )
+    report.set_defaults(run=cmd_report)
+
     reap = commands.add_parser("reap", help="stop engines that killed runs of the tool left running")
     reap.add_argument(
         "--launcher",
@@ -93,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="which launchers to check (default: process, and docker when a daemon answers)",
     )
     reap.set_defaults(run=cmd_reap)
+    _add_regression_commands(commands)
+    _add_github_commands(commands)
     return parser
 
 
@@ -229,6 +265,8 @@ def cmd_space(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
+    from .ab import BaselineMismatch
+    from .baseline import BaselineError
     from .launch import InfrastructureError
     from .storage import StorageError
     from .study import StudyExists
@@ -251,9 +289,15 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
         heartbeat=args.heartbeat,
         max_trials=args.max_trials,
         timeout=timeout,
+        baseline=Path(args.baseline) if args.baseline else None,
+        allow_mismatch=args.allow_mismatch,
+        ab_rounds=args.ab_rounds,
     )
     try:
         result = tune(item, options, progress=lambda text: print(text, file=out, flush=True))
+    except (BaselineError, BaselineMismatch) as exc:
+        print(f"autotuner tune: --baseline: {exc}", file=out)
+        return EXIT_INVALID
     except InfrastructureError as exc:
         print(f"autotuner tune: {exc}", file=out)
         return EXIT_INFRASTRUCTURE
@@ -270,7 +314,64 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
         print(f"interrupted: what was measured is in {where}; {how}", file=out)
         return 130
     print(summarize(result), file=out)
-    return EXIT_OK if result.best_trial is not None else EXIT_NO_FEASIBLE
+    if result.best_trial is None:
+        return EXIT_NO_FEASIBLE
+    if result.comparison is not None:
+        from .compare import exit_code, format_comparison
+
+        print(format_comparison(result.comparison), file=out)
+        return exit_code(result.comparison)
+    return EXIT_OK
+
+
+def _read_results(path: str, out: TextIO) -> StudyResult | None:
+    """A results file, or None after one clear line naming the file (bad input: exit 2, never a traceback)."""
+    from pathlib import Path
+
+    from pydantic import ValidationError
+
+    from .results import StudyResult
+
+    try:
+        return StudyResult.read(Path(path))
+    except OSError as exc:
+        print(f"autotuner report: cannot read {path}: {exc.strerror or exc}", file=out)
+    except json.JSONDecodeError as exc:
+        print(f"autotuner report: {path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}", file=out)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        print(
+            f"autotuner report: {path}: not a valid results file ({exc.error_count()} problem(s)); "
+            f"first: {where}: {first['msg']}",
+            file=out,
+        )
+    except (ValueError, AttributeError, TypeError) as exc:  # a wrong schema version, or JSON that is not an object
+        text = str(exc) if str(exc).startswith(path) else f"{path}: not a results file ({exc})"
+        print(f"autotuner report: {text}", file=out)
+    return None
+
+
+def cmd_report(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from .report import write_report
+
+    result = _read_results(args.results, out)
+    if result is None:
+        return EXIT_INVALID
+    baseline = None
+    if args.baseline is not None:
+        baseline = _read_results(args.baseline, out)
+        if baseline is None:
+            return EXIT_INVALID
+    run_dir = Path(args.results).parent
+    out_dir = Path(args.out) if args.out else run_dir
+    name = Path(args.results).name if out_dir == run_dir else args.results
+    files = write_report(result, out_dir, baseline, run_dir=run_dir, results_name=name)
+    for path in files.all():
+        print(path, file=out)
+    return EXIT_OK
 
 
 def cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -306,6 +407,172 @@ def cmd_reap(args: argparse.Namespace, out: TextIO) -> int:
         if not stopped:
             print(f"{kind}: nothing left running by earlier runs", file=out)
     return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------- regression detection
+# `autotuner baseline update SPEC RESULTS.json` and `autotuner compare BASELINE.json RESULTS.json` (issue 8).
+# Exit codes of compare (and of tune --baseline): 0 unchanged or improved, 6 regressed, 7 inconclusive, 2 invalid
+# input or a baseline from another environment without --allow-mismatch.
+
+
+def _add_regression_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    baseline = commands.add_parser("baseline", help="manage main's baselines (reports/<spec>/baseline.json)")
+    actions = baseline.add_subparsers(dest="action", required=True, metavar="ACTION")
+    update = actions.add_parser("update", help="write reports/<spec>/baseline.json from a run's results.json")
+    update.add_argument("spec", metavar="SPEC", help="the spec file the run tuned (its current text)")
+    update.add_argument("results", metavar="RESULTS.json", help="the run's results.json")
+    update.add_argument("--reports-dir", default="reports", metavar="DIR", help="where baselines live (reports)")
+    update.set_defaults(run=cmd_baseline_update)
+
+    compare = commands.add_parser(
+        "compare", help="compare a run with main's baseline: verdict table; exit 6 regressed, 7 inconclusive"
+    )
+    compare.add_argument("baseline", metavar="BASELINE.json", help="main's baseline (or any results.json)")
+    compare.add_argument("results", metavar="RESULTS.json", help="the run to judge")
+    compare.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="compare although hardware or engine differ (every output then carries a warning)",
+    )
+    compare.add_argument("--threshold", default=None, metavar="PCT", help="override regression.threshold (5%%)")
+    compare.add_argument("--confidence", default=None, metavar="PCT", help="override regression.confidence (95%%)")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.set_defaults(run=cmd_compare)
+
+
+def cmd_baseline_update(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from .baseline import BaselineError, update
+
+    item = _load_or_report(args.spec, out)
+    if item is None:
+        return EXIT_INVALID
+    try:
+        path = update(item.spec.name, item.digest, Path(args.results), Path(args.reports_dir))
+    except BaselineError as exc:
+        print(f"autotuner baseline update: {exc}", file=out)
+        return EXIT_INVALID
+    print(path, file=out)
+    return EXIT_OK
+
+
+def _regression_settings(args: argparse.Namespace, result: StudyResult) -> tuple[float, float]:
+    """--threshold/--confidence, else what the run was judged with, else its spec's, else 5% / 95%."""
+    from pathlib import Path
+
+    from .spec import Regression
+    from .units import parse_fraction
+
+    settings = Regression()
+    if result.comparison is not None:
+        settings = Regression(threshold=result.comparison.threshold, confidence=result.comparison.confidence)
+    elif Path(result.spec_file).is_file():
+        try:
+            settings = load_spec(result.spec_file).spec.regression
+        except SpecError:
+            pass
+    threshold = parse_fraction(args.threshold) if args.threshold else settings.threshold
+    confidence = parse_fraction(args.confidence) if args.confidence else settings.confidence
+    return threshold, confidence
+
+
+def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from .baseline import BaselineError, read_baseline
+    from .compare import compare_results, environment_mismatch, exit_code, format_comparison
+
+    try:
+        baseline = read_baseline(Path(args.baseline))
+    except BaselineError as exc:
+        print(f"autotuner compare: {exc}", file=out)
+        return EXIT_INVALID
+    result = _read_results(args.results, out)
+    if result is None:
+        return EXIT_INVALID
+    mismatch = environment_mismatch(baseline.environment, result.environment)
+    if mismatch and not args.allow_mismatch:
+        print(
+            "autotuner compare: refused: the baseline was measured elsewhere: "
+            + "; ".join(mismatch)
+            + " (pass --allow-mismatch to compare anyway, with a warning)",
+            file=out,
+        )
+        return EXIT_INVALID
+    try:
+        threshold, confidence = _regression_settings(args, result)
+    except ValueError as exc:
+        print(f"autotuner compare: {exc}", file=out)
+        return EXIT_INVALID
+    recorded = result.comparison
+    base_best = baseline.best()
+    by_number = {t.number: t for t in result.trials}
+    ab = (
+        recorded is not None
+        and recorded.mode == "ab"
+        and base_best is not None
+        and recorded.baseline_config_hash == base_best.config_hash
+        and all(n in by_number for n in (*recorded.baseline_trials, *recorded.current_trials))
+    )
+    try:
+        comparison = compare_results(
+            baseline,
+            result,
+            threshold=threshold,
+            confidence=confidence,
+            mode="ab" if ab else "stored",
+            baseline_records=[by_number[n] for n in recorded.baseline_trials] if ab and recorded else None,
+            current_records=[by_number[n] for n in recorded.current_trials] if ab and recorded else None,
+            allow_mismatch=args.allow_mismatch,
+            source=args.baseline,
+        )
+    except ValueError as exc:
+        print(f"autotuner compare: {exc}", file=out)
+        return EXIT_INVALID
+    if args.json:
+        json.dump(comparison.model_dump(mode="json"), out, indent=2)
+        out.write("\n")
+    else:
+        print(format_comparison(comparison), file=out)
+    return exit_code(comparison)
+
+
+# ---------------------------------------------------------------------------------------------- GitHub (issue 9)
+# `autotuner github publish`: job summary, step outputs and the sticky PR comment from a run's files
+# (autotuner/github/publish.py). PyGithub is imported only when the command runs.
+
+
+def _add_github_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from pathlib import Path
+
+    github = commands.add_parser("github", help="publish runs to GitHub: job summary, outputs, sticky PR comment")
+    actions = github.add_subparsers(dest="github_command", required=True, metavar="COMMAND")
+    p = actions.add_parser("publish", help="write the job summary and outputs; post or update the PR comment")
+    p.add_argument("--report-dir", type=Path, default=Path("reports"), metavar="DIR", help="where the runs are")
+    p.add_argument(
+        "--results", type=Path, action="append", default=[], metavar="FILE", help="a results.json (repeatable)"
+    )
+    p.add_argument("--baseline-dir", type=Path, default=None, metavar="DIR", help="main's <spec>/baseline.json files")
+    p.add_argument("--key", default="default", help="names the sticky comment: one comment per key (spec set)")
+    p.add_argument("--no-comment", dest="comment", action="store_false", help="write summary and outputs only")
+    p.add_argument("--no-assets", dest="assets", action="store_false", help="push no charts (Mermaid instead)")
+    p.add_argument("--assets-branch", default="autotuner-assets", metavar="BRANCH")
+    p.add_argument("--artifact-url", default=None, metavar="URL", help="link to the uploaded artifact")
+    p.add_argument(
+        "--pr-file", type=Path, default=None, metavar="PR.json", help="workflow_run: the tuning job's pr.json"
+    )
+    p.add_argument("--author", default=None, help="the token's login when GET /user cannot tell (GitHub Apps)")
+    p.add_argument("--pytest-exit", type=int, default=None, metavar="CODE", help="the tuning step's exit code")
+    p.add_argument("--fail-on-regression", choices=("true", "false"), default="true")
+    p.add_argument("--ref-name", default=None, help="names the assets folder outside PRs (default GITHUB_REF_NAME)")
+    p.set_defaults(run=cmd_github_publish)
+
+
+def cmd_github_publish(args: argparse.Namespace, out: TextIO) -> int:
+    from .github.publish import cmd_github_publish as publish
+
+    return publish(args, out)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .compare import Comparison
+
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # 2 added intervals and the ranking; a version-1 file reads with them empty
 
@@ -182,6 +184,9 @@ class StudyResult(_Model):
     best_command: str | None = None  # the best config's launch command, ready to copy
     ranking: RankingRecord | None = None  # the best with its tie-set and intervals (single-objective studies)
     notes: list[str] = Field(default_factory=list)  # e.g. "grid of 48 sampled down to 6 without bias"
+    # Against main's baseline (``autotuner tune --baseline``): the regression verdict. Optional and additive, so
+    # files without it (and older readers' files) stay schema version 2.
+    comparison: Comparison | None = None
 
     def best(self) -> TrialRecord | None:
         return next((t for t in self.trials if t.number == self.best_trial), None)

@@ -27,17 +27,22 @@ MAX_ENUMERATION = 200_000
 
 
 def format_value(value: Scalar) -> str:
-    """How a value reads in a config id: ``true``, ``4``, ``0.5``, ``1.0`` (a float stays visibly a float)."""
+    """How a value reads in a config id: ``true``, ``4``, ``0.5``, ``1.0`` (a float stays visibly a float).
+
+    Control and formatting characters in strings are escaped (``\\n``, ``\\x1b``): ids are printed in progress
+    lines and CI logs, where a raw newline followed by ``::error::`` would be obeyed as a workflow command."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    text = str(value)
+    return text if text.isprintable() else repr(text)[1:-1]
 
 
 def _canonical(value: Scalar) -> list[str]:
+    """The hashed form: the raw string for strings, so escaping what is shown never changes a config's hash."""
     kind = {bool: "b", int: "i", float: "f", str: "s"}[type(value)]
-    return [kind, format_value(value)]
+    return [kind, value if isinstance(value, str) else format_value(value)]
 
 
 @dataclass(frozen=True)

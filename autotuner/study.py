@@ -239,6 +239,16 @@ class Study:
             return None
         return self._measure(config, baseline=baseline, trial=trial, repeat=repeat)
 
+    def measure_again(self, config: Config, repeat: int) -> TrialRecord | None:
+        """Measure ``config`` once more on purpose, as repeat ``repeat`` (>= 1: never probed, outside the budget).
+
+        For the A/B against main's baseline (ab.py); claimed like racing's repeats, so None if another worker
+        measured that repeat."""
+        if repeat < 1:
+            raise ValueError(f"a re-measurement is repeat 1 or later, got {repeat}")
+        self.start()
+        return self._repeat(config, repeat, baseline=config.hash == self.baseline_hash)
+
     def _race_left(self, used: int) -> int:
         total = self.total_budget
         return (total - used) if total is not None else 1_000_000  # max_repeats and the time budget bound it
@@ -448,14 +458,16 @@ class Study:
         self.done_here += 1
         if baseline and not repeat:
             self.result.baseline_trial = record.number
+        try:  # stored before anything is printed: an interrupt now must not lose a finished measurement
+            self._tell(trial, record)
+        finally:
+            self._choose_best()
+            self._save()
         self.progress(
             f"trial {trial.number}: {record.outcome}"
             + (f" ({record.reason})" if record.reason else "")
             + (f", objective {record.objective:.4g}" if record.objective is not None else "")
         )
-        self._tell(trial, record)
-        self._choose_best()
-        self._save()
         return record
 
     def _position(self) -> str:

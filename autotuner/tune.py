@@ -9,11 +9,14 @@ to the newest run.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ab import check_environment, run_ab
+from .baseline import read_baseline
 from .bench.driver import ProgressEvent, run_workload
 from .bench.measurement import LevelKey, LevelResult, Measurement
 from .bench.runner import GenaiBench
@@ -91,6 +94,9 @@ class TuneOptions:
     max_trials: int | None = None
     timeout: float | None = None
     launcher: str | None = None  # overrides spec.engine.launcher (process, docker, kubernetes, endpoint)
+    baseline: Path | None = None  # main's baseline.json (or a folder with <spec>/baseline.json): regression check
+    allow_mismatch: bool = False  # compare with a baseline from other hardware or another engine (with warnings)
+    ab_rounds: int | None = None  # interleaved A/B rounds (default: ab.rounds_for)
 
 
 def latest_results(report_dir: Path, spec_name: str) -> Path:
@@ -114,6 +120,10 @@ class TuneSession:
     def finish(self) -> StudyResult:
         """The best chosen from everything the storage holds, its launch command, ``results.json`` written."""
         result = self.study.finish()
+        if result.comparison is not None:
+            from .ab import after_finish
+
+            after_finish(result.comparison, result)
         best = result.best()
         if best is not None:
             spec = self.loaded.spec
@@ -122,6 +132,17 @@ class TuneSession:
             )
             result.best_command = command_line(request, spec.engine.launcher)
         result.write(self.out_dir / "results.json")
+        try:  # the report: a problem drawing it is a warning, never a lost results.json (written above)
+            from .report import write_report
+
+            comparison = None
+            if result.comparison is not None:
+                from .ab import report_comparison
+
+                comparison = report_comparison(result.comparison, result)
+            write_report(result, self.out_dir, comparison=comparison)
+        except Exception as exc:  # noqa: BLE001 - the measurements are safe; say what failed and go on
+            print(f"autotuner: warning: no report for {self.out_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return result
 
 
@@ -173,9 +194,25 @@ def tune_session(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[s
 
 
 def tune(loaded: LoadedSpec, options: TuneOptions, progress: Callable[[str], None]) -> StudyResult:
-    """The whole study for one spec: baseline, plan or sampler until the budget, best named, results written."""
+    """The whole study for one spec: baseline, plan or sampler until the budget, best named, results written.
+
+    With ``options.baseline`` (main's result): a baseline from other hardware or another engine is refused before
+    anything is measured (unless ``allow_mismatch``); after the search, the A/B against it (ab.py) gives
+    ``result.comparison``."""
+    baseline = read_baseline(options.baseline, loaded.spec.name) if options.baseline is not None else None
     with tune_session(loaded, options, progress) as session:
+        if baseline is not None:  # refused before anything is measured
+            check_environment(baseline, session.study.result.environment, allow_mismatch=options.allow_mismatch)
         session.study.run()
+        if baseline is not None:
+            session.study.result.comparison = run_ab(
+                session,
+                baseline,
+                rounds=options.ab_rounds,
+                allow_mismatch=options.allow_mismatch,
+                source=str(options.baseline),
+                progress=progress,
+            )
         return session.finish()
 
 

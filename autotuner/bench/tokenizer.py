@@ -51,6 +51,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..launch.base import InfrastructureError
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
@@ -64,8 +66,15 @@ HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.mode
 WRITTEN_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "autotuner_tokenizer.json")
 
 
-class TokenizerError(Exception):
-    """No tokenizer could be provided for a model; the message says why and what to do."""
+class TokenizerError(InfrastructureError):
+    """No tokenizer could be provided for a model; the message says why and what to do.
+
+    An infrastructure error (like an image missing from the machine): the files a spec names are not usable here,
+    so the run stops before any trial with this message (exit 5), never as an "internal error"."""
+
+
+class TokenizerFileNotFound(TokenizerError, FileNotFoundError):
+    """A local model or tokenizer path that does not exist (still a ``FileNotFoundError`` for callers)."""
 
 
 class GGUFError(TokenizerError):
@@ -255,7 +264,7 @@ def read_gguf_metadata(path: str | os.PathLike[str], decode: bool = True) -> GGU
             with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as buffer:
                 return _Reader(buffer, path, decode).read()
     except FileNotFoundError:
-        raise FileNotFoundError(f"GGUF file not found: {path}") from None
+        raise TokenizerFileNotFound(f"GGUF file not found: {path}") from None
     except IsADirectoryError:
         raise GGUFError(f"{path}: is a directory, not a GGUF file") from None
 
@@ -661,7 +670,7 @@ def _from_local(path: Path, what: str, derive: Callable[[Path], Path]) -> str:
             f"{what} {path} has no tokenizer files ({', '.join(HF_TOKENIZER_FILES)}) and {found} to derive one "
             f"from; name the tokenizer folder or the GGUF file explicitly"
         )
-    raise FileNotFoundError(f"{what} {path} does not exist")
+    raise TokenizerFileNotFound(f"{what} {path} does not exist")
 
 
 def resolve_tokenizer(model_reference: str, explicit: str | None, cache_dir: Path | None = None) -> str:

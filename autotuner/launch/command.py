@@ -5,11 +5,21 @@ from __future__ import annotations
 import shlex
 import sys
 
+from ..secrets import Masker
 from .base import LaunchRequest
 
 
 def command_line(request: LaunchRequest, launcher: str, *, port: int = 8000) -> str:
-    """A shell-safe command for the config (secrets are never part of it: they stay in the environment)."""
+    """A shell-safe command for the config (secrets are never part of it: they stay in the environment).
+
+    Tokens and proxies are left out by name; any other value that is a secret of the tool's environment (a spec
+    can copy one into ``engine.env`` under any name through its template) is masked, since the command goes into
+    results.json, the report and the PR comment."""
+    masker = Masker.from_environ()
+    return masker.mask(_command_line(request, launcher, port=port))
+
+
+def _command_line(request: LaunchRequest, launcher: str, *, port: int) -> str:
     if launcher == "docker":
         python = request.extra.get("python") or request.profile.container_python
         argv = request.profile.argv(

@@ -3,10 +3,15 @@
 Order of flags: the spec's fixed ``engine.args`` first, then the config's parameters (a parameter never repeats a
 fixed arg; validation refuses that). ``env.*`` parameters become engine environment variables and ``request.*``
 parameters are client-side (they never reach the engine's command line).
+
+GPU sets: when ``AUTOTUNER_GPU_DEVICES`` is set in the tool's environment (``pytest --tune`` with xdist sets it per
+worker from ``--tune-gpus-per-worker``), engines see only those GPUs: ``CUDA_VISIBLE_DEVICES`` for processes, a
+Docker device request for those ids for containers (Docker refuses the variable with device requests).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..engines.model import resolve_model
@@ -16,6 +21,8 @@ from ..space import Config
 from ..validation import LoadedSpec
 from .base import LaunchRequest, Mount
 from .environment import engine_environment
+
+GPU_DEVICES_VARIABLE = "AUTOTUNER_GPU_DEVICES"
 
 
 def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str, log_dir: Path) -> LaunchRequest:
@@ -34,6 +41,12 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
         extra["url"] = engine.url
     if engine.launcher == "docker" and engine.python:
         extra["python"] = engine.python  # the interpreter inside the image
+    env = engine_environment(engine.env, config_env)
+    devices = os.environ.get(GPU_DEVICES_VARIABLE, "").strip()
+    if devices and engine.launcher == "process":
+        env["CUDA_VISIBLE_DEVICES"] = devices
+    elif devices and engine.launcher == "docker":
+        extra["gpu_devices"] = devices
     return LaunchRequest(
         run_id=run_id,
         name=name,
@@ -41,7 +54,7 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
         model=model.reference,
         served_name=model.served_name,
         flags=all_flags,
-        env=engine_environment(engine.env, config_env),
+        env=env,
         log_dir=log_dir,
         startup_timeout=engine.startup_timeout.total_seconds(),
         python=engine.python,

@@ -2,7 +2,10 @@
 
 Stopping sends SIGTERM to the whole group (engines spawn workers; vLLM cleans its shared memory only on SIGTERM),
 then SIGKILL after a grace period. Every group is recorded (see ``ownership``) until it is gone, so a run killed
-with SIGKILL leaves nothing that the next run does not find and stop.
+with SIGKILL leaves nothing that the next run does not find and stop. The record can only be written once the
+engine runs (it names its PID), so each engine also carries its owner in its environment
+(``AUTOTUNER_ENGINE_OWNER``) from its first instruction: a run killed between starting an engine and recording
+it leaves an engine that ``reap`` still finds (the reliability suite hit that window with SIGKILL).
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ import psutil
 
 from ..secrets import Masker
 from .base import Deployment, InfrastructureError, Launcher, LaunchRequest
-from .ownership import Owner, ProcessRecord, create_time
+from .ownership import Owner, ProcessRecord, create_time, state_dir
+
+# "<host:pid:start-time of the tuner>|<its state folder>": the state folder scopes reaping as records are scoped
+OWNER_VARIABLE = "AUTOTUNER_ENGINE_OWNER"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -110,7 +116,8 @@ class ProcessLauncher(Launcher):
         )
         request.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = request.log_dir / f"{request.name}.engine.log"
-        env = {**os.environ, **request.profile.env, **request.env}
+        owner = Owner.current().label()
+        env = {**os.environ, **request.profile.env, **request.env, OWNER_VARIABLE: f"{owner}|{state_dir()}"}
         with open(log_path, "wb") as log:
             log.write(f"$ {' '.join(argv)}\n".encode())
             log.flush()
@@ -135,7 +142,7 @@ class ProcessLauncher(Launcher):
             process.pid,
             os.getpgid(process.pid),
             create_time(process.pid) or time.time(),
-            Owner.current().label(),
+            owner,
         )
         record.save()
         return ProcessDeployment(request, process, port, log_path, record)
@@ -152,4 +159,30 @@ class ProcessLauncher(Launcher):
                 stop_group(record.pgid, grace=10.0)
                 stopped.append(f"{record.name} (pid {record.pid}, run {record.run_id})")
             record.forget()
-        return stopped
+        return stopped + reap_unrecorded()
+
+
+def reap_unrecorded() -> list[str]:
+    """Stop the process groups of engines whose owner is gone but that have no record (see the module docstring).
+
+    They are found by the owner label in their environment, which only processes this launcher started carry,
+    and signalled by process group; the label's start time makes a reused tuner PID harmless. Only engines of
+    this state folder are considered, as with records (tests and users with separate folders stay apart).
+    """
+    groups: dict[int, str] = {}
+    here = str(state_dir())
+    for process in psutil.process_iter():
+        try:
+            label, _, folder = process.environ().get(OWNER_VARIABLE, "").partition("|")
+            if not label or folder != here:
+                continue
+            owner = Owner.parse(label)
+            if owner is None or owner.alive():
+                continue
+            groups.setdefault(os.getpgid(process.pid), f"pid {process.pid}, {' '.join(process.cmdline())[:80]}")
+        except (psutil.Error, OSError):
+            continue
+    groups.pop(os.getpgrp(), None)  # never our own group
+    for pgid in groups:
+        stop_group(pgid, grace=10.0)
+    return [f"an engine started but not recorded by a killed run ({what})" for what in groups.values()]

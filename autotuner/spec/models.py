@@ -53,6 +53,12 @@ def _number(value: Any) -> int | float:
 
 _FLAG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Docker's reference grammar (distribution/reference), slightly relaxed on the registry part.
+_IMAGE_RE = re.compile(
+    r"^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]+)?/)?"  # registry[:port]/ (or a first path part)
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"  # name
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
+)
 _NAMESPACES = ("env.", "request.")
 
 
@@ -175,6 +181,15 @@ class Engine(_Model):
     gpus: int = Field(default=0, ge=0, le=64)
     # kubernetes launcher settings: namespace, base_model, runtime, service_url, hf_token_secret, ... (README)
     kubernetes: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("image")
+    @classmethod
+    def _image_reference(cls, value: str | None) -> str | None:
+        """A Docker image reference (``[registry[:port]/]name[:tag][@digest]``), nothing else: the value is echoed
+        in messages and logs, where whitespace or control characters could forge lines (CI workflow commands)."""
+        if value is not None and not _IMAGE_RE.match(value):
+            raise ValueError(f"invalid image {value!r}: expected [registry/]name[:tag][@sha256:digest]")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -35,8 +36,15 @@ class SpecProblem:
 
 
 class SpecError(Exception):
-    """Raised when one or more spec files are invalid; carries every problem found, not only the first."""
+    """Raised when one or more spec files are invalid; carries every problem found, not only the first.
+
+    Messages quote the values they refuse, and a spec template can make a value of anything in the environment
+    (``runtime: "{{ env.HF_TOKEN }}"``): secrets are masked here, before any message reaches a terminal or a log.
+    """
 
     def __init__(self, problems: Sequence[SpecProblem]):
-        self.problems = list(problems)
+        from ..secrets import Masker
+
+        masker = Masker.from_environ()
+        self.problems = [dataclasses.replace(p, message=masker.mask(p.message)) for p in problems]
         super().__init__("\n".join(str(p) for p in self.problems))

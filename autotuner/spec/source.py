@@ -14,17 +14,19 @@ Two steps, both of which can fail with a located problem:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType, TracebackType
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
 import jinja2.sandbox
 import yaml
 
@@ -88,11 +90,111 @@ def read_spec_source(file: str, text: str, environ: Mapping[str, str] | None = N
     return parse_yaml(file, rendered)
 
 
+class _SpecSandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox, bounded in what one step may build.
+
+    The sandbox keeps templates away from Python's internals, but not from exhausting the machine in a single
+    operation that neither the 1 MiB output check nor the render deadline (checked between bytecodes) can stop:
+    ``'a' * 10**10``, ``9 ** 9 ** 9``, ``'%10000000000d' % 1``, ``'x'.ljust(10**10)``, ``s | indent(10**10)``.
+    So those operations are checked before they run, and the constructs that can amplify without bound (macros
+    calling themselves, recursive loops, ``namespace()`` state carried across iterations) are refused: a spec
+    template injects values (``{{ env.TAG | default("v1") }}``), it does not compute.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self) -> None:
+        super().__init__(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+        for name in ("lipsum", "cycler", "joiner", "namespace"):
+            self.globals.pop(name, None)
+        self.filters = {
+            name: _bounded(function) if name in _SIZED_FILTERS else function for name, function in self.filters.items()
+        }
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                if isinstance(sequence, (str, list, tuple)) and isinstance(times, int):
+                    _check_size(len(sequence) * times, f"repeating a {type(sequence).__name__} {times} times")
+        elif operator == "**" and isinstance(left, int) and isinstance(right, int) and abs(left) > 1:
+            _check_size(right * abs(left).bit_length() // 8, f"{left} ** {right}")
+        elif operator == "%" and isinstance(left, str):
+            _check_format(left)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+        if isinstance(getattr(__obj, "__self__", None), str) and getattr(__obj, "__name__", "") in _PADDING:
+            _check_ints((*args, *kwargs.values()))
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        owner = getattr(value, "__self__", None)
+        if isinstance(owner, str) and getattr(value, "__name__", "") in ("format", "format_map"):
+            _check_format(owner)
+        return super().wrap_str_format(value)
+
+
+_PADDING = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs"})
+_SIZED_FILTERS = frozenset({"center", "indent", "format", "replace", "join"})
+# A printf or str.format width or precision of a million or more: "%10000000d", "{:>10000000}".
+_WIDE = re.compile(r"%[-+ #0]*(?:\d{7,}|\d*\.\d{7,})|\{[^{}]*:[^{}]*\d{7,}[^{}]*\}")
+
+
+def _check_size(size: int, what: str) -> None:
+    if size > MAX_SPEC_BYTES:
+        raise jinja2.exceptions.SecurityError(f"{what} would build more than the 1 MiB a rendered spec may hold")
+
+
+def _check_ints(values: Iterable[Any]) -> None:
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool):
+            _check_size(value, f"a width of {value}")
+
+
+def _check_format(text: str) -> None:
+    if _WIDE.search(text):
+        raise jinja2.exceptions.SecurityError(f"a format width in {text[:40]!r} is too large")
+
+
+def _bounded(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter whose arguments are checked first: widths, and what ``replace``/``join``/``indent`` would build."""
+    name = function.__name__
+
+    @functools.wraps(function)  # keeps Jinja's pass_context / pass_eval_context marker
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        texts = [a for a in args if isinstance(a, str)]
+        if name in ("do_center", "do_indent"):
+            _check_ints((*args, *kwargs.values()))
+        if name == "do_format" and texts:
+            _check_format(texts[0])
+        if name == "do_replace" and len(texts) >= 3:
+            text, old, new = texts[-3:]
+            _check_size(len(text) + (text.count(old) if old else len(text)) * len(new), "this replace")
+        if name == "do_join" and len(args) >= 3 and isinstance(args[2], str):
+            items = args[1] if isinstance(args[1], (str, list, tuple, range)) else list(args[1])  # a generator
+            args = (args[0], items, *args[2:])
+            _check_size(len(args[2]) * len(items), "this join")
+        if name == "do_indent" and len(texts) >= 2:
+            _check_size(len(texts[-1]) * (texts[0].count("\n") + 1), "this indent")
+        return function(*args, **kwargs)
+
+    return bounded
+
+
+def _refuse_amplifiers(file: str, template: jinja2.nodes.Template) -> None:
+    """Macros, ``{% call %}`` blocks and recursive loops can double a value at each step: not in a spec."""
+    for node in template.find_all((jinja2.nodes.Macro, jinja2.nodes.CallBlock, jinja2.nodes.For)):
+        if isinstance(node, jinja2.nodes.For) and not node.recursive:
+            continue
+        what = "a recursive loop" if isinstance(node, jinja2.nodes.For) else f"{{% {type(node).__name__.lower()} %}}"
+        message = f"template error: {what} is not allowed in a spec (templates only fill in values)"
+        raise SourceError(SpecProblem(file, node.lineno or 1, 1, (), message))
+
+
 def render_template(file: str, text: str, environ: dict[str, str]) -> str:
-    env = jinja2.sandbox.ImmutableSandboxedEnvironment(
-        undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False
-    )
+    env = _SpecSandbox()
     try:
+        _refuse_amplifiers(file, env.parse(text))
         template = env.from_string(text)
     except jinja2.TemplateSyntaxError as exc:
         raise SourceError(SpecProblem(file, exc.lineno or 1, 1, (), f"template error: {exc.message}")) from None
