@@ -242,9 +242,10 @@ def test_interrupting_tune_mid_benchmark_keeps_results_and_leaves_nothing(tmp_pa
 
 def test_the_incumbent_probe_drops_hopeless_configs_after_a_few_requests(tmp_path: Path) -> None:
     """Baseline 8 sequences per batch is the incumbent; 1 sequence reaches a quarter of its throughput at
-    concurrency 4 (dropped after the probe), 4 sequences match it (probed, then measured in full)."""
+    concurrency 4 (dropped after the probe), 4 sequences match it (probed, then measured in full). Two rounds of
+    probe requests and a 40% margin keep a busy runner's noise from dropping the equal config."""
     spec = write_spec(tmp_path, values="[8, 1, 4]", extra="")
-    text = spec.read_text().replace("baseline: {max-num-seqs: 1}", "baseline: {max-num-seqs: 8}, probe: {requests: 4}")
+    text = spec.read_text().replace("baseline: {max-num-seqs: 1}", "baseline: {max-num-seqs: 8}, probe: {requests: 8, margin: 40%}")
     spec.write_text(text.replace("max_requests: 8", "max_requests: 12"))
     code, output, result = tune(tmp_path, spec)
     assert code == 0, output
@@ -257,8 +258,8 @@ def test_the_incumbent_probe_drops_hopeless_configs_after_a_few_requests(tmp_pat
     assert dropped.reason.startswith("probe at D(64,32)@4:") and "below the best so far (trial 0" in dropped.reason
     names = [s.name for s in dropped.stages]
     assert "probe" in names and "level D(64,32)@1" not in names and "judge" not in names
-    assert [(lv.concurrency, lv.requests) for lv in dropped.levels] == [(4, 4)]
-    assert dropped.objective is not None and dropped.objective < 0.75 * (by_seqs[8].objective or 0)
+    assert [(lv.concurrency, lv.requests) for lv in dropped.levels] == [(4, 8)]
+    assert dropped.objective is not None and dropped.objective < 0.6 * (by_seqs[8].objective or 0)
     kept = by_seqs[4]
     assert kept.outcome == "feasible"
     assert [s.name for s in kept.stages][:4] == ["launch", "ready", "probe", "probe warmup"]
