@@ -347,4 +347,4 @@ def test_the_embedded_default_for_real(pytester: pytest.Pytester) -> None:
     for trial in measured.trials:
         assert trial.outcome in ("feasible", "infeasible", "skipped"), trial.reason
         assert trial.outcome != "skipped" or trial.reason.startswith("probe at "), trial.reason
-    result.stdout.fnmatch_lines(["*= autotuner =*", "smollm2-cpu (tpe): trials 2 run (*"])
+    result.stdout.fnmatch_lines(["*= autotuner =*", "smollm2-cpu (tpe): trials * run (*"])
