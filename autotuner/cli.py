@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
+from .argtypes import positive_int
 from .space import planned_strategy
 from .spec import SpecError
 from .validation import LoadedSpec, load_spec, load_specs
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     space = commands.add_parser("space", help="print the size of a spec's search space and list its configs")
     space.add_argument("spec", metavar="SPEC", help="a spec file")
-    space.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="list at most N configs")
+    space.add_argument("--limit", type=positive_int, default=None, metavar="N", help="list at most N configs")
     space.add_argument("--json", action="store_true", help="print the space as JSON")
     space.set_defaults(run=cmd_space)
 
@@ -69,12 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument(
         "--heartbeat",
-        type=_positive_int,
+        type=positive_int,
         default=30,
         metavar="SECONDS",
         help="trial heartbeat interval on SQL storages; a dead worker's trial is retried after 2x+1 s (default 30)",
     )
-    tune.add_argument("--max-trials", type=_positive_int, default=None, metavar="N", help="override search.max_trials")
+    tune.add_argument("--max-trials", type=positive_int, default=None, metavar="N", help="override search.max_trials")
     tune.add_argument("--timeout", default=None, metavar="DURATION", help="override search.timeout (e.g. 30m)")
     tune.add_argument(
         "--baseline",
@@ -89,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare with a baseline from other hardware or another engine (stored numbers, with a warning)",
     )
     tune.add_argument(
-        "--ab-rounds", type=_positive_int, default=None, metavar="N", help="interleaved A/B rounds (default 5)"
+        "--ab-rounds", type=positive_int, default=None, metavar="N", help="interleaved A/B rounds (default 5)"
     )
     tune.set_defaults(run=cmd_tune)
 
@@ -130,16 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_regression_commands(commands)
     _add_github_commands(commands)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
 
 
 def _summary(item: LoadedSpec) -> dict[str, object]:

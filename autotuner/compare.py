@@ -85,17 +85,7 @@ class Figure(_Model):
 
     @classmethod
     def of(cls, interval: Interval) -> Figure:
-        def finite(value: float) -> float | None:
-            return value if math.isfinite(value) else None
-
-        return cls(
-            estimate=finite(interval.estimate),
-            low=finite(interval.low),
-            high=finite(interval.high),
-            confidence=interval.confidence,
-            n=interval.n,
-            method=interval.method,
-        )
+        return cls.model_validate(interval.finite_fields())
 
 
 class MetricVerdict(_Model):

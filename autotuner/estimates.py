@@ -15,7 +15,6 @@ missed them on a repeat is not recommended (its flakiness is the finding), and i
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,17 +32,7 @@ TIE_BREAK = (
 
 
 def interval_record(interval: Interval) -> IntervalRecord:
-    def finite(value: float) -> float | None:
-        return value if math.isfinite(value) else None
-
-    return IntervalRecord(
-        estimate=finite(interval.estimate),
-        low=finite(interval.low),
-        high=finite(interval.high),
-        confidence=interval.confidence,
-        n=interval.n,
-        method=interval.method,
-    )
+    return IntervalRecord.model_validate(interval.finite_fields())
 
 
 def level_intervals(level: LevelRecord, slo: SLO, confidence: float = 0.95) -> dict[str, IntervalRecord]:

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from ..argtypes import non_negative_int, positive_int
 from ..units import parse_duration
 
 LAUNCHERS = ("process", "docker", "kubernetes", "endpoint")
@@ -43,26 +44,6 @@ class TuneSettings:
 
 
 # ------------------------------------------------------------------------------------------------ value checks
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
 def duration_seconds(text: str) -> float:
     try:
         seconds = parse_duration(text).total_seconds()

@@ -28,6 +28,21 @@ class Interval:
     n: int
     method: str
 
+    def finite_fields(self) -> dict[str, float | int | str | None]:
+        """The fields as data for JSON records: infinite bounds ("unknown") become None (JSON has no infinity)."""
+
+        def finite(value: float) -> float | None:
+            return value if math.isfinite(value) else None
+
+        return {
+            "estimate": finite(self.estimate),
+            "low": finite(self.low),
+            "high": finite(self.high),
+            "confidence": self.confidence,
+            "n": self.n,
+            "method": self.method,
+        }
+
     def __post_init__(self) -> None:
         if math.isnan(self.low) or math.isnan(self.high) or self.low > self.high:
             raise ValueError(f"invalid interval [{self.low}, {self.high}]")
