@@ -131,9 +131,20 @@ def unknown(what: str, word: str, choices: list[str] | tuple[str, ...], listing:
 class Model(_Model):
     """What to serve: ``builtin:<name>`` (ships in a package), a Hugging Face id, or a local path."""
 
-    id: str = Field(min_length=1, max_length=300)
-    tokenizer: str | None = None  # a local HF tokenizer directory or HF id; derived from the model when unset
-    served_name: str | None = None  # the name requests use; the engine profile's default when unset
+    id: str = Field(
+        min_length=1,
+        max_length=300,
+        description=f"what to serve: builtin:<name> (a model shipped in a package: {', '.join(BUILTIN_MODELS)}), "
+        "a Hugging Face id (org/name), or a local path (/..., ./..., ~/...)",
+    )
+    tokenizer: str | None = Field(
+        default=None,
+        description="genai-bench's tokenizer: a local Hugging Face tokenizer folder, a GGUF file (converted offline "
+        "and cached) or a Hugging Face id; derived from the model when unset",
+    )
+    served_name: str | None = Field(
+        default=None, description="the model name requests use; the engine profile's default when unset"
+    )
 
     @field_validator("id")
     @classmethod
@@ -170,17 +181,49 @@ LauncherKind = Literal["process", "docker", "kubernetes", "endpoint"]
 class Engine(_Model):
     """Which engine serves the model, how it is started, and the flags that stay fixed across trials."""
 
-    runtime: Runtime
-    launcher: LauncherKind = "process"
-    image: str | None = Field(default=None, min_length=1, max_length=300)  # docker / kubernetes
-    url: str | None = None  # endpoint: the server to benchmark
-    python: str | None = None  # the interpreter that has the engine (process: default ours; docker: in the image)
-    args: dict[FlagName, ArgValue] = Field(default_factory=dict)
-    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
-    startup_timeout: Duration = timedelta(minutes=10)
-    gpus: int = Field(default=0, ge=0, le=64)
-    # kubernetes launcher settings: namespace, base_model, runtime, service_url, hf_token_secret, ... (README)
-    kubernetes: dict[str, str] = Field(default_factory=dict)
+    runtime: Runtime = Field(
+        description="the engine: llamacpp (llama.cpp's server from the xllamacpp wheel), vllm, sglang, or sim "
+        "(the engine double, for tests and dry runs)"
+    )
+    launcher: LauncherKind = Field(
+        default="process",
+        description="how the engine is started: process (a local process group), docker (a container), "
+        "kubernetes (an OME InferenceService), endpoint (a server that already runs at url)",
+    )
+    image: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=300,
+        description="docker / kubernetes: the image, [registry/]name[:tag][@sha256:digest]; unset: the runtime's "
+        "default image, where it has one",
+    )
+    url: str | None = Field(default=None, description="endpoint only: the server to benchmark (http://host:port)")
+    python: str | None = Field(
+        default=None,
+        description="the interpreter that has the engine (process: default ours; docker: the one in the image)",
+    )
+    args: dict[FlagName, ArgValue] = Field(
+        default_factory=dict,
+        description="fixed flags of every trial, named as the engine spells them without leading dashes; true "
+        "renders the bare flag, false its negation where the engine has one, a list several values",
+    )
+    env: dict[EnvName, EnvValue] = Field(
+        default_factory=dict,
+        description="the engine's environment additions; values become strings (true -> 1, false -> 0)",
+    )
+    startup_timeout: Duration = Field(
+        default=timedelta(minutes=10),
+        description="readiness deadline: how long the engine may take to answer its health check (large models "
+        "compile for minutes: torch.compile, CUDA graphs)",
+    )
+    gpus: int = Field(
+        default=0, ge=0, le=64, description="GPUs the engine gets (docker: device requests; kubernetes: the pod's)"
+    )
+    kubernetes: dict[str, str] = Field(
+        default_factory=dict,
+        description="kubernetes launcher settings: namespace, base_model, runtime, service_url, hf_token_secret, "
+        "... (docs/scaling.md)",
+    )
 
     @field_validator("image")
     @classmethod
@@ -203,7 +246,11 @@ class Engine(_Model):
 class Choice(_Model):
     """A list of values to choose from (categorical, or an explicit grid): ``n-parallel: [1, 2, 4]``."""
 
-    values: tuple[ScalarValue, ...] = Field(min_length=1, max_length=10_000)
+    values: tuple[ScalarValue, ...] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="the values, each kept with its type (true/false, 1 vs 1.0, strings); no value twice",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -232,10 +279,14 @@ class Range(_Model):
     (sampled strategies only). ``log`` makes sampled strategies draw on a log scale.
     """
 
-    low: Number
-    high: Number
-    step: Number | None = None
-    log: bool = False
+    low: Number = Field(description="the smallest value (an integer range when low, high and step are integers)")
+    high: Number = Field(description="the largest value; must be greater than low")
+    step: Number | None = Field(
+        default=None,
+        description="with a step the range is a grid (low, low+step, ... <= high); without one an integer range "
+        "steps by 1 and a float range is continuous (sampled strategies only)",
+    )
+    log: bool = Field(default=False, description="sampled strategies draw on a log scale (needs low > 0)")
 
     @model_validator(mode="before")
     @classmethod
@@ -286,13 +337,34 @@ Dimension = Annotated[
 class Workload(_Model):
     """The traffic genai-bench sends: each scenario at each concurrency is one level, judged on its own."""
 
-    task: str = "text-to-text"
-    scenarios: tuple[str, ...] = Field(min_length=1, max_length=100)
-    concurrency: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field(min_length=1, max_length=100)
-    max_requests: int = Field(default=64, ge=1, le=1_000_000)  # per level
-    max_time: Duration = timedelta(minutes=2)  # per level
-    warmup_requests: int = Field(default=2, ge=0, le=10_000)
-    request_params: dict[str, ScalarValue] = Field(default_factory=dict)  # sent with every request
+    task: str = Field(default="text-to-text", description=f"a genai-bench task: one of {', '.join(TASKS)}")
+    scenarios: tuple[str, ...] = Field(
+        min_length=1,
+        max_length=100,
+        description="genai-bench traffic scenarios, checked with genai-bench's own grammar: D(in,out) exact token "
+        "counts, N(in_mean,in_sd)/(out_mean,out_sd) normal, U(...) uniform",
+    )
+    concurrency: tuple[Annotated[int, Field(ge=1, le=100_000)], ...] = Field(
+        min_length=1,
+        max_length=100,
+        description="requests in flight (closed loop); each scenario at each concurrency is one level, run in "
+        "ascending order and judged on its own",
+    )
+    max_requests: int = Field(default=64, ge=1, le=1_000_000, description="requests per level")
+    max_time: Duration = Field(
+        default=timedelta(minutes=2),
+        description="time limit per level, at least 1s; genai-bench counts whole minutes, so it is rounded up to one",
+    )
+    warmup_requests: int = Field(
+        default=2,
+        ge=0,
+        le=10_000,
+        description="unmeasured requests shaped like the first scenario, sent once the engine is ready "
+        "(compilation, caches and first-request costs stay out of the figures)",
+    )
+    request_params: dict[str, ScalarValue] = Field(
+        default_factory=dict, description="fields sent with every request, e.g. {temperature: 0.0}"
+    )
 
     @field_validator("task")
     @classmethod
@@ -321,8 +393,15 @@ class Workload(_Model):
 class LatencySLO(_Model):
     """Limits on one latency distribution, e.g. ``{p90: 2s, p99: 5s}``; ``hard: false`` makes misses cost score."""
 
-    limits: dict[PercentileKey, Duration] = Field(min_length=1)
-    hard: bool = True
+    limits: dict[PercentileKey, Duration] = Field(
+        min_length=1,
+        description="written as keys beside hard: a statistic (mean, max or pN with 0 < N < 100) and its limit",
+    )
+    hard: bool = Field(
+        default=True,
+        description="true: a miss makes the level infeasible; false: a miss multiplies the level's objective "
+        "value by exp(-overshoot / 0.25)",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -340,8 +419,8 @@ class LatencySLO(_Model):
 class ErrorRateSLO(_Model):
     """The highest share of failed requests a level may have: ``error_rate: 1%``."""
 
-    max: Fraction
-    hard: bool = True
+    max: Fraction = Field(description="the highest share of failed requests (recomputed from the requests)")
+    hard: bool = Field(default=True, description="false: a miss costs score instead of feasibility")
 
     @model_validator(mode="before")
     @classmethod
@@ -352,28 +431,34 @@ class ErrorRateSLO(_Model):
 class RateSLO(_Model):
     """A throughput floor: ``output_throughput: {min: 50}`` (tokens/s; requests/s for requests_per_second)."""
 
-    min: Annotated[float, Field(gt=0)]
-    hard: bool = True
+    min: Annotated[float, Field(gt=0)] = Field(description="the lowest acceptable rate of the level")
+    hard: bool = Field(default=True, description="false: a miss costs score instead of feasibility")
 
 
 class SLO(_Model):
     """Service-level objectives, judged per level on that level's own distribution (never averaged)."""
 
-    ttft: LatencySLO | None = None
-    tpot: LatencySLO | None = None
-    e2e_latency: LatencySLO | None = None
-    error_rate: ErrorRateSLO = ErrorRateSLO(max=0.0)  # by default a failed request fails the level
-    output_throughput: RateSLO | None = None
-    total_throughput: RateSLO | None = None
-    requests_per_second: RateSLO | None = None
+    ttft: LatencySLO | None = Field(default=None, description="limits on the time to first token")
+    tpot: LatencySLO | None = Field(default=None, description="limits on the time per output token after the first")
+    e2e_latency: LatencySLO | None = Field(default=None, description="limits on the end-to-end request latency")
+    error_rate: ErrorRateSLO = Field(
+        default=ErrorRateSLO(max=0.0), description="the highest error rate; by default a failed request fails the level"
+    )
+    output_throughput: RateSLO | None = Field(default=None, description="a floor on output tokens/s")
+    total_throughput: RateSLO | None = Field(default=None, description="a floor on input+output tokens/s")
+    requests_per_second: RateSLO | None = Field(default=None, description="a floor on completed requests/s")
 
 
 # --------------------------------------------------------------------------------------------------------- objective
 class ObjectiveTerm(_Model):
     """``{maximize: output_throughput}`` or ``{minimize: e2e_latency.p90}``."""
 
-    direction: Literal["maximize", "minimize"]
-    metric: Annotated[Metric, PlainValidator(parse_metric)]
+    direction: Literal["maximize", "minimize"] = Field(
+        description="written as the key: maximize for rates, minimize for latencies and error_rate"
+    )
+    metric: Annotated[Metric, PlainValidator(parse_metric)] = Field(
+        description="written as the value: a metric, with a statistic for latencies (e2e_latency.p90)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -419,9 +504,17 @@ class Probe(_Model):
     instead of running its whole workload. ``probe: false`` turns it off.
     """
 
-    enabled: bool = True
-    requests: int | None = Field(default=None, ge=1, le=100_000)  # default: two rounds of the level's concurrency
-    margin: Fraction = 0.25  # short runs are noisy: only a config this far below the best is hopeless
+    enabled: bool = Field(default=True, description="false: no probe (probe: false says the same)")
+    requests: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="requests in a probe; unset: two rounds of the level's concurrency",
+    )
+    margin: Fraction = Field(
+        default=0.25,
+        description="short runs are noisy: only a config this far below the best so far is hopeless",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -436,10 +529,19 @@ class Racing(_Model):
     ``racing: false`` names the best from single measurements (not recommended: see README, "Naming the best").
     """
 
-    enabled: bool = True
-    share: Fraction = 0.25  # of max_trials kept for repeats (of the grid's size when there is no max_trials)
-    max_repeats: int = Field(default=5, ge=1, le=100)  # per config: configs still tied then are reported as tied
-    confidence: Fraction = 0.95
+    enabled: bool = Field(
+        default=True, description="false: no racing, the best from single measurements (racing: false says the same)"
+    )
+    share: Fraction = Field(
+        default=0.25,
+        description="of max_trials kept for repeats (of the grid's size when there is no max_trials)",
+    )
+    max_repeats: int = Field(
+        default=5, ge=1, le=100, description="per config: configs still tied then are reported as tied"
+    )
+    confidence: Fraction = Field(
+        default=0.95, description="how sure a test must be that a config is worse before it leaves the race"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -448,19 +550,42 @@ class Racing(_Model):
 
 
 class Search(_Model):
-    strategy: Strategy = "auto"
-    max_trials: int | None = Field(default=None, ge=1, le=100_000)
-    timeout: Duration | None = None
-    seed: int = Field(default=0, ge=0, le=2**32 - 1)
-    baseline: dict[ParameterName, ScalarValue] | None = None  # the config people run today, measured first
-    repeats: int = Field(default=1, ge=1, le=100)
-    probe: Probe = Probe()
-    racing: Racing = Racing()
+    """How configs are chosen and how many are measured: the strategy, the budget, and the repeats that name the
+    best with confidence."""
+
+    strategy: Strategy = Field(
+        default="auto",
+        description="auto: a grid of at most 16 configs measured whole when it fits the budget, else TPE (NSGA-II "
+        "for several objectives); or grid, random, tpe, nsga2",
+    )
+    max_trials: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="measurements in all, the baseline and repeats included; unset: the whole grid (plus racing)",
+    )
+    timeout: Duration | None = Field(
+        default=None, description="time budget of the study; configs not started by then are skipped"
+    )
+    seed: int = Field(
+        default=0, ge=0, le=2**32 - 1, description="seeds the sampler and grid sampling: the same run every time"
+    )
+    baseline: dict[ParameterName, ScalarValue] | None = Field(
+        default=None,
+        description="the config people run today, measured first; results are reported relative to it",
+    )
+    repeats: int = Field(
+        default=1, ge=1, le=100, description="a floor on the measurements of the best and of its tie-set"
+    )
+    probe: Probe = Field(default=Probe(), description="the incumbent probe (false: off)")
+    racing: Racing = Field(default=Racing(), description="repeats of the leaders after the search (false: off)")
 
 
 class Regression(_Model):
-    threshold: Fraction = 0.05  # a slowdown smaller than this is "unchanged"
-    confidence: Fraction = 0.95
+    """How a run is judged against main's baseline (autotuner compare, tune --baseline, the Action)."""
+
+    threshold: Fraction = Field(default=0.05, description='a slowdown smaller than this is "unchanged"')
+    confidence: Fraction = Field(default=0.95, description="of the interval on each change; between 50% and 99.99%")
 
     @field_validator("confidence")
     @classmethod
@@ -474,19 +599,36 @@ class Regression(_Model):
 class TuningSpec(_Model):
     """One tuning problem: a model on an engine, a search space, a workload, SLOs and an objective."""
 
-    name: str
-    description: str = Field(default="", max_length=2000)
-    model: Model
-    engine: Engine
-    parameters: dict[ParameterName, Dimension] = Field(default_factory=dict, max_length=64)
-    constraints: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(default=(), max_length=100)
-    workload: Workload
-    slo: SLO = SLO()
-    objective: Annotated[tuple[ObjectiveTerm, ...], Field(min_length=1, max_length=8)] = (
-        ObjectiveTerm(direction="maximize", metric=Metric("output_throughput")),
+    name: str = Field(
+        description="unique across spec files; lowercase letters, digits and '-', at most 63 characters, not "
+        "starting or ending with '-'"
     )
-    search: Search = Search()
-    regression: Regression = Regression()
+    description: str = Field(default="", max_length=2000, description="one line for people; shown in reports")
+    model: Model = Field(description="what to serve")
+    engine: Engine = Field(description="which engine serves it and how it is started")
+    parameters: dict[ParameterName, Dimension] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="the search space: an engine flag, env.NAME (an engine environment variable) or request.NAME "
+        "(a field sent with each request), each with a list of values or a range",
+    )
+    constraints: tuple[Annotated[str, Field(min_length=1, max_length=1000)], ...] = Field(
+        default=(),
+        max_length=100,
+        description="expressions over parameters and fixed engine.args that every config must satisfy",
+    )
+    workload: Workload = Field(description="the traffic genai-bench sends, level by level")
+    slo: SLO = Field(default=SLO(), description="limits judged per level")
+    objective: Annotated[
+        tuple[ObjectiveTerm, ...],
+        Field(
+            min_length=1,
+            max_length=8,
+            description="what the search optimizes over a config's feasible levels; a list is a multi-objective search",
+        ),
+    ] = (ObjectiveTerm(direction="maximize", metric=Metric("output_throughput")),)
+    search: Search = Field(default=Search(), description="how configs are chosen and how many are measured")
+    regression: Regression = Field(default=Regression(), description="how a run is judged against main's baseline")
 
     @field_validator("name")
     @classmethod
