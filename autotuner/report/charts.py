@@ -8,6 +8,7 @@ green star, the baseline config an orange square, infeasible trials grey crosses
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.patches import Patch
@@ -64,7 +65,7 @@ def objective_chart(data: ReportData) -> bytes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(_label(data.headline.objective))
         ax.set_title(f"{data.headline.spec_name}: {data.headline.objective.name} per trial")
-        ax.legend(loc="best")
+        _legend(ax)
         return style.png(fig)
 
 
@@ -115,8 +116,7 @@ def history_chart(data: ReportData) -> bytes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(_label(data.headline.objective))
         ax.set_title("optimization history")
-        if xs or feasible:
-            ax.legend(loc="best")
+        _legend(ax)
         return style.png(fig)
 
 
@@ -177,7 +177,7 @@ def _latency_panel(ax: Axes, panel: LatencyPanel) -> None:
     ax.set_xlabel("output throughput (tok/s)")
     ax.set_ylabel(f"{panel.metric} (s)")
     ax.set_title(f"{panel.metric} vs throughput")
-    ax.legend(loc="best")
+    _legend(ax)
 
 
 def percentile_chart(data: ReportData) -> bytes | None:
@@ -204,8 +204,7 @@ def percentile_chart(data: ReportData) -> bytes | None:
             ax.set_xticks(sorted({c for s in data.percentiles for c in s.concurrency}))
             ax.set_ylabel(f"{metric} (s)")
             ax.set_title(metric)
-            if ax.has_data():
-                ax.legend(loc="best", fontsize=7)
+            _legend(ax, fontsize=7)
         return style.png(fig)
 
 
@@ -290,7 +289,7 @@ def comparison_chart(comparison: BaselineComparison | None) -> bytes | None:
         ax.invert_yaxis()
         ax.set_xlabel("relative to the baseline")
         ax.set_title("baseline vs current")
-        ax.legend(loc="best")
+        _legend(ax)
         return style.png(fig)
 
 
@@ -305,3 +304,10 @@ def all_charts(data: ReportData) -> dict[str, bytes]:
         "comparison": comparison_chart(data.comparison),
     }
     return {name: image for name, image in drawn.items() if image is not None}
+
+
+def _legend(ax: Axes, **options: Any) -> None:
+    """A legend when something is labelled: matplotlib warns on the terminal about an empty one (a run whose
+    every trial failed has nothing to label), and the warning would read like a problem of the run."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", **options)

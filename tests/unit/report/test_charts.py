@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import warnings
 import zlib
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from PIL import Image
 from autotuner.report import build_report
 from autotuner.report.charts import all_charts, comparison_chart, timeline_chart
 
-from .factory import large_study, sample_study
+from .factory import failed_level, large_study, sample_study, study, trial
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROOT = Path(__file__).resolve().parents[3]
@@ -84,3 +85,15 @@ def test_a_study_without_stages_has_no_timeline() -> None:
     for t in result.trials:
         t.stages = []
     assert timeline_chart(build_report(result)) is None
+
+
+def test_a_run_whose_every_trial_failed_draws_without_a_warning() -> None:
+    """Nothing to label: an empty legend would make matplotlib warn on the terminal, as if the run had a problem."""
+    failed = [
+        trial(n, {"n-parallel": n + 1}, [failed_level(1, "oom")], baseline=n == 0, outcome="failed", reason="oom")
+        for n in range(3)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        charts = all_charts(build_report(study(failed, best=None)))
+    assert charts and all(png.startswith(PNG_SIGNATURE) for png in charts.values())
