@@ -152,7 +152,7 @@ def run_trial(
         if warm is not None:
             stages.add("launch", 0.0, True, f"reused the engine of trial {warm.trial} (only client settings differ)")
             record.engine_log = str(warm.deployment.log_path)
-            _measure_and_judge(ctx, spec, warm.deployment, request, workload, trial_dir, stages, record)
+            _Engine(ctx, spec, warm.deployment, request, trial_dir, stages, record).measure_and_judge(workload)
             ctx.keep_or_stop(WarmEngine(key, warm.deployment, warm.trial), stages, record)
             return record
         for attempt in range(1, LAUNCH_ATTEMPTS + 1):
@@ -182,7 +182,7 @@ def run_trial(
             record.failure_kind = None
             record.reason = ""
             try:
-                _measure_and_judge(ctx, spec, deployment, request, workload, trial_dir, stages, record)
+                _Engine(ctx, spec, deployment, request, trial_dir, stages, record).measure_and_judge(workload)
             except BaseException:
                 _teardown(ctx, deployment, stages, record)
                 raise
@@ -193,68 +193,88 @@ def run_trial(
         record.stages = stages.records
 
 
-def _measure_and_judge(
-    ctx: TrialContext,
-    spec: TuningSpec,
-    deployment: Deployment,
-    request: LaunchRequest,
-    workload: Workload,
-    trial_dir: Path,
-    stages: _Stages,
-    record: TrialRecord,
-) -> None:
-    target = ctx.incumbent if not record.baseline and record.repeat == 0 else None
-    if target is not None:
-        if _probe(ctx, spec, deployment, request, workload, trial_dir, stages, record, target):
-            return
-        workload = workload.model_copy(update={"warmup_requests": 0})  # the probe warmed the engine up
-    results = _bench(ctx, spec, deployment, request, workload, trial_dir, stages)
-    with stages.stage("judge"):
-        _judge(spec, results, record)
+@dataclass(frozen=True)
+class _Engine:
+    """What the measuring stages of one trial share: the running engine, where its files go, what is recorded."""
 
+    ctx: TrialContext
+    spec: TuningSpec
+    deployment: Deployment
+    request: LaunchRequest
+    trial_dir: Path
+    stages: _Stages
+    record: TrialRecord
 
-def _probe(
-    ctx: TrialContext,
-    spec: TuningSpec,
-    deployment: Deployment,
-    request: LaunchRequest,
-    workload: Workload,
-    trial_dir: Path,
-    stages: _Stages,
-    record: TrialRecord,
-    target: Incumbent,
-) -> bool:
-    """Run the short probe; True when it dropped the config (recorded as ``skipped`` with the figures)."""
-    ctx.progress(
-        f"probe: {target.requests} requests at {target.level} against the best so far "
-        f"(trial {target.trial}, {target.value:.4g})"
-    )
-    with stages.stage("probe") as stage:
-        results = ctx.bench(
-            url=deployment.url,
-            request=request,
-            workload=probe_workload(workload, target),
-            out_dir=trial_dir / "probe",
-            on_level=lambda _key, _result: None,
-            progress=ctx.progress,
-            on_stage=lambda name, seconds, ok, detail: stages.add(f"probe {name}", seconds, ok, detail),
+    def measure_and_judge(self, workload: Workload) -> None:
+        """Probe (a new config, when there is a best so far), then the workload's levels, then the verdict."""
+        record = self.record
+        target = self.ctx.incumbent if not record.baseline and record.repeat == 0 else None
+        if target is not None:
+            if self.probe(workload, target):
+                return
+            workload = workload.model_copy(update={"warmup_requests": 0})  # the probe warmed the engine up
+        results = self.bench(workload)
+        with self.stages.stage("judge"):
+            _judge(self.spec, results, record)
+
+    def probe(self, workload: Workload, target: Incumbent) -> bool:
+        """Run the short probe; True when it dropped the config (recorded as ``skipped`` with the figures)."""
+        ctx, spec, stages, record = self.ctx, self.spec, self.stages, self.record
+        ctx.progress(
+            f"probe: {target.requests} requests at {target.level} against the best so far "
+            f"(trial {target.trial}, {target.value:.4g})"
         )
-        result = results.get(target.level)
-        value = level_value(spec.objective[0], result, spec.slo) if isinstance(result, Measurement) else None
-        why = verdict(value, target)
-        stage.detail = why or (
-            f"probe at {target.level}: {value:.4g}, within {target.margin:.0%} of the best so far "
-            f"({target.value:.4g}): measured in full"
-        )
-    ctx.progress(stage.detail)
-    if why is None:
-        return False
-    record.outcome = "skipped"
-    record.reason = why
-    record.objectives = [ObjectiveRecord(name=str(spec.objective[0]), value=value, level=str(target.level))]
-    if result is not None:
-        record.levels = [_level_record(result, judge(spec.slo, result), spec.slo)]
-    return True
+        with stages.stage("probe") as stage:
+            results = ctx.bench(
+                url=self.deployment.url,
+                request=self.request,
+                workload=probe_workload(workload, target),
+                out_dir=self.trial_dir / "probe",
+                on_level=lambda _key, _result: None,
+                progress=ctx.progress,
+                on_stage=lambda name, seconds, ok, detail: stages.add(f"probe {name}", seconds, ok, detail),
+            )
+            result = results.get(target.level)
+            value = level_value(spec.objective[0], result, spec.slo) if isinstance(result, Measurement) else None
+            why = verdict(value, target)
+            stage.detail = why or (
+                f"probe at {target.level}: {value:.4g}, within {target.margin:.0%} of the best so far "
+                f"({target.value:.4g}): measured in full"
+            )
+        ctx.progress(stage.detail)
+        if why is None:
+            return False
+        record.outcome = "skipped"
+        record.reason = why
+        record.objectives = [ObjectiveRecord(name=str(spec.objective[0]), value=value, level=str(target.level))]
+        if result is not None:
+            record.levels = [_level_record(result, judge(spec.slo, result), spec.slo)]
+        return True
+
+    def bench(self, workload: Workload) -> dict[LevelKey, LevelResult]:
+        """Every level of ``workload``, ascending; stops after a level that breaks a hard SLO (early stop)."""
+        ctx, spec = self.ctx, self.spec
+
+        def on_level(_key: LevelKey, result: LevelResult) -> str | None:
+            verdict = judge(spec.slo, result)
+            if ctx.early_stop and not verdict.feasible:  # a hard SLO broke: higher levels cannot do better
+                ctx.progress(f"hard SLO missed, no higher level is run for this config: {'; '.join(verdict.reasons)}")
+                return "stop"
+            return None
+
+        with self.stages.stage("bench") as bench:
+            results = ctx.bench(
+                url=self.deployment.url,
+                request=self.request,
+                workload=workload,
+                out_dir=self.trial_dir / "bench",
+                on_level=on_level,
+                progress=ctx.progress,
+                on_stage=self.stages.add,
+            )
+            measured = sum(isinstance(r, Measurement) for r in results.values())
+            bench.detail = f"{measured} of {len(results)} levels measured"
+        return results
 
 
 def _workload(spec: TuningSpec, config: Config) -> Workload:
@@ -300,36 +320,6 @@ def _teardown(
             record.teardown_error = f"{type(exc).__name__}: {exc}"
             teardown.ok = False
             teardown.detail = record.teardown_error
-
-
-def _bench(
-    ctx: TrialContext,
-    spec: TuningSpec,
-    deployment: Deployment,
-    request: LaunchRequest,
-    workload: Workload,
-    trial_dir: Path,
-    stages: _Stages,
-) -> dict[LevelKey, LevelResult]:
-    def on_level(_key: LevelKey, result: LevelResult) -> str | None:
-        verdict = judge(spec.slo, result)
-        if ctx.early_stop and not verdict.feasible:  # a hard SLO broke: higher levels cannot do better
-            ctx.progress(f"hard SLO missed, no higher level is run for this config: {'; '.join(verdict.reasons)}")
-            return "stop"
-        return None
-
-    with stages.stage("bench") as bench:
-        results = ctx.bench(
-            url=deployment.url,
-            request=request,
-            workload=workload,
-            out_dir=trial_dir / "bench",
-            on_level=on_level,
-            progress=ctx.progress,
-            on_stage=stages.add,
-        )
-        bench.detail = f"{sum(isinstance(r, Measurement) for r in results.values())} of {len(results)} levels measured"
-    return results
 
 
 def _judge(spec: TuningSpec, results: Mapping[LevelKey, LevelResult], record: TrialRecord) -> None:
