@@ -26,8 +26,10 @@ rerun on it with other rules or round counts without measuring again.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
 import random
 import sys
 import tempfile
@@ -65,7 +67,49 @@ SIM_A, SIM_B = {"decode-step-ms": 20.0}, {"decode-step-ms": 22.2222}
 CPU_A = {"n-batch": 2048, "n-parallel": 4, "threads": 2}
 
 
-def cpu_spec(flag: str, a_value: str, b_value: str, fixed: dict[str, object]) -> str:
+# --cpu-throttle: B is A with the engine's CPU time capped by the kernel (a cgroup-v1 CFS quota over a 10 ms
+# period), so its slowdown is known by construction and lies in the engine's own critical path (a proxy delaying
+# the stream would not slow the engine). The engine is started through this wrapper as ``engine.python``; the quota
+# comes from a tuned engine environment variable, so A and B are two configs of one spec measured alike. A's
+# cgroup has no quota: both arms run in a cgroup of their own. Needs root and the cgroup-v1 cpu controller.
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+QUOTA_VARIABLE = "AUTOTUNER_BENCH_CPU_QUOTA"
+THROTTLE_WRAPPER = f"""#!/bin/bash
+# Stands for a slower engine build: runs the engine (python "$@") with its CPU time capped at ${QUOTA_VARIABLE}% of
+# one core per 10 ms (100: no cap). Written by benchmarks/regression_accuracy.py.
+set -e
+quota=${{{QUOTA_VARIABLE}:-}}
+if [ -n "$quota" ]; then
+  group={CGROUP_CPU}/autotuner-bench-$$
+  mkdir "$group"
+  echo 10000 > "$group/cpu.cfs_period_us"
+  if [ "$quota" -lt 100 ]; then echo $((quota * 100)) > "$group/cpu.cfs_quota_us"; fi
+  echo $$ > "$group/cgroup.procs"
+fi
+exec {sys.executable} "$@"
+"""
+
+
+def throttle_wrapper(work: Path) -> Path:
+    """Write the engine wrapper of ``--cpu-throttle``; refuse early where cgroup-v1's cpu controller is missing."""
+    if not (CGROUP_CPU / "cpu.cfs_quota_us").exists() or not os.access(CGROUP_CPU, os.W_OK):
+        raise SystemExit(f"--cpu-throttle needs root and a writable cgroup-v1 cpu controller at {CGROUP_CPU}")
+    path = work / "throttled-python"
+    path.write_text(THROTTLE_WRAPPER, encoding="utf-8")
+    path.chmod(0o755)
+    return path
+
+
+def remove_throttle_groups() -> None:
+    """The wrapper's cgroups, once their engines have exited (an empty cgroup is removed with rmdir)."""
+    for group in CGROUP_CPU.glob("autotuner-bench-*"):
+        with contextlib.suppress(OSError):
+            group.rmdir()
+
+
+def cpu_spec(
+    flag: str, a_value: str, b_value: str, fixed: dict[str, object], python: Path | None = None, requests: int = 8
+) -> str:
     text = (ROOT / "tuning_specs" / "smollm2-cpu.yaml").read_text(encoding="utf-8")
     head, _, rest = text.partition("parameters:")
     _, _, tail = rest.partition("constraints:")
@@ -73,9 +117,13 @@ def cpu_spec(flag: str, a_value: str, b_value: str, fixed: dict[str, object]) ->
     lines = "".join(f"  {k}: [{v}]\n" for k, v in fixed.items())
     text = f"{head}parameters:\n{lines}  {flag}: [{a_value}, {b_value}]\n{tail}"
     text = text.replace("name: smollm2-cpu", "name: regression-accuracy-cpu")
-    # One level of 8 requests (~10 s a trial on an idle 2-core machine) keeps a pool affordable; relaxed SLOs keep a
+    if python is not None:
+        text = text.replace("  launcher: process\n", f"  launcher: process\n  python: {python}\n")
+    # One level of 8 requests by default (~10 s a trial on an idle 2-core machine) keeps a pool affordable; relaxed SLOs keep a
     # loaded machine from making every measurement infeasible (this measures the statistics, not the SLOs).
-    text = text.replace("concurrency: [1, 4]", "concurrency: [4]").replace("max_requests: 12", "max_requests: 8")
+    text = text.replace("concurrency: [1, 4]", "concurrency: [4]").replace(
+        "max_requests: 12", f"max_requests: {requests}"
+    )
     text = text.replace("warmup_requests: 2", "warmup_requests: 1").replace("ttft: {p90: 2s}", "ttft: {p90: 10s}")
     text = text.replace("e2e_latency: {p99: 10s}", "e2e_latency: {p99: 60s}")
     return text.replace("search: {strategy: auto", "search: {strategy: grid, racing: false")
@@ -216,6 +264,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cpu-flag", default="threads-batch=2:1", help="cpu: FLAG=A_VALUE:B_VALUE (B slower)")
     parser.add_argument("--cpu-fixed", default="", help="cpu: override the fixed config, e.g. threads=1")
+    parser.add_argument("--cpu-requests", type=int, default=8, help="cpu: requests per measurement (one level, c=4)")
+    parser.add_argument(
+        "--cpu-throttle",
+        type=float,
+        default=None,
+        metavar="PCT",
+        help="cpu: B is A with the engine's CPU time capped at PCT%% of a core (e.g. 90: a 10%% slowdown); "
+        "replaces --cpu-flag; needs root and cgroup-v1",
+    )
     parser.add_argument("--save", type=Path, default=None, help="write the measured pool here")
     parser.add_argument("--drop", type=int, default=0, help="leave the first N rounds of the pool out")
     parser.add_argument("--from", dest="source", type=Path, default=None, help="analyse a saved pool")
@@ -227,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         flag, _, values = args.cpu_flag.partition("=")
         a_value, _, b_value = values.partition(":")
+        python = None
+        if args.cpu_throttle is not None:
+            flag, a_value, b_value = f"env.{QUOTA_VARIABLE}", "100", str(round(args.cpu_throttle))
+            python = throttle_wrapper(Path(tempfile.mkdtemp(prefix="regression-accuracy-throttle-")))
         fixed: dict[str, object] = dict(CPU_A)
         for item in filter(None, args.cpu_fixed.split(",")):
             key, _, value = item.partition("=")
@@ -234,8 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         fixed.pop(flag, None)
         a = {**fixed, flag: int(a_value) if a_value.isdigit() else a_value}
         b = {**fixed, flag: int(b_value) if b_value.isdigit() else b_value}
-        spec_text = cpu_spec(flag, a_value, b_value, fixed)
-        pool = measure_pool(spec_text, a, b, args.pool or 12, "cpu (llama.cpp, smollm2)")
+        spec_text = cpu_spec(flag, a_value, b_value, fixed, python, args.cpu_requests)
+        try:
+            pool = measure_pool(spec_text, a, b, args.pool or 12, "cpu (llama.cpp, smollm2)")
+        finally:
+            if python is not None:
+                remove_throttle_groups()
     if args.save is not None:
         pool.save(args.save)
     pool.rounds = pool.rounds[args.drop :]

@@ -41,10 +41,10 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -222,14 +222,18 @@ def relative_residuals(landscape: Landscape) -> tuple[float, ...]:
     """
     pooled: list[float] = []
     for point in sorted(landscape.feasible(), key=lambda p: p.hash):
-        values = point.measurements
-        n = len(values)
-        mean = math.fsum(values) / n if n else 0.0
-        if n < 2 or mean <= 0:
-            continue
-        scale = math.sqrt(n / (n - 1))
-        pooled.extend((v - mean) / mean * scale for v in values)
+        pooled.extend(scaled_residuals(point.measurements))
     return tuple(pooled)
+
+
+def scaled_residuals(values: Sequence[float]) -> tuple[float, ...]:
+    """One config's relative residuals, scaled as ``relative_residuals`` says (none from fewer than 2 values)."""
+    n = len(values)
+    mean = math.fsum(values) / n if n else 0.0
+    if n < 2 or mean <= 0:
+        return ()
+    scale = math.sqrt(n / (n - 1))
+    return tuple((v - mean) / mean * scale for v in values)
 
 
 Draw = Callable[[Point, int], float]  # (a feasible point, its repeat number) -> the measured objective
@@ -237,20 +241,30 @@ Draw = Callable[[Point, int], float]  # (a feasible point, its repeat number) ->
 
 @dataclass(frozen=True)
 class Noise:
-    """Replayed measurement noise: a config's measurement is its mean times ``1 + e``, ``e`` one of the pooled
-    residuals, drawn with a seed that is a function of (seed, config, repeat) alone.
+    """Replayed measurement noise: a config's measurement is its mean times ``1 + e``, ``e`` one of that config's
+    own recorded relative residuals (the pooled ones for a config measured fewer than ``OWN_MIN`` times), drawn
+    with a seed that is a function of (seed, config, repeat) alone.
 
     Keyed draws, not one random stream: two replays with the same seed (racing on and off, say) see the same
     value for the same config's k-th measurement however differently they order their trials, so comparing them
     compares the methods, not their luck. Resampling the recorded residuals (not a normal of their CV) keeps the
-    noise's real shape: its skew and its outliers are what a single measurement gets wrong.
+    noise's real shape: its skew and its outliers are what a single measurement gets wrong. Each config's own:
+    noise differs between configs (on the CPU default a one-thread config repeats within ~6%, a two-thread one
+    sometimes collapses to a tenth), and giving every config the pooled residuals would replay a machine where
+    steady configs collapse and erratic ones never do.
     """
 
     residuals: tuple[float, ...]
+    own: Mapping[str, tuple[float, ...]] = dataclasses.field(default_factory=dict)
+
+    OWN_MIN: ClassVar[int] = 3  # a config's own residuals are its noise from this many measurements on
 
     @classmethod
     def of(cls, landscape: Landscape) -> Noise:
-        return cls(relative_residuals(landscape))
+        own = {
+            p.hash: scaled_residuals(p.measurements) for p in landscape.feasible() if len(p.measurements) >= cls.OWN_MIN
+        }
+        return cls(relative_residuals(landscape), own)
 
     @property
     def cv(self) -> float:
@@ -261,9 +275,10 @@ class Noise:
 
     def factor(self, seed: int, config_hash: str, repeat: int) -> float:
         """``1 + e`` for this measurement (1 when nothing was measured twice: no noise known, none made up)."""
-        if not self.residuals:
+        pool = self.own.get(config_hash) or self.residuals
+        if not pool:
             return 1.0
-        return 1.0 + random.Random(f"{seed}/{config_hash}/{repeat}").choice(self.residuals)
+        return 1.0 + random.Random(f"{seed}/{config_hash}/{repeat}").choice(pool)
 
     def draw(self, seed: int) -> Draw:
         """The measured objective of a feasible point, for one seed's replay (never below zero)."""

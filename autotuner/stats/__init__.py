@@ -33,6 +33,7 @@ from .repeats import (
     pooled_cv,
     relative_change,
     relative_change_of,
+    typical_cv,
 )
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "mean_interval",
     "next_repeats",
     "pooled_cv",
+    "typical_cv",
     "order_statistic_min_n",
     "order_statistic_ranks",
     "proportion_interval",

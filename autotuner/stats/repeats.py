@@ -124,6 +124,35 @@ def pooled_cv(groups: Iterable[Sequence[float]]) -> tuple[float, float]:
     return (math.sqrt(squares / df), float(df)) if df else (math.nan, 0.0)
 
 
+def typical_cv(groups: Iterable[Sequence[float]]) -> tuple[float, int]:
+    """The noise level of a typical config, robust to a few erratic ones: ``(cv, configs repeated)``.
+
+    Each config measured more than once gives a variance estimate ``s^2 / mean^2``, made median-unbiased (scaled
+    by ``k / median(chi^2_k)``, ``k = n - 1``, Wilson-Hilferty); the level is the median over configs. Why not
+    pool every residual (``pooled_cv``): noise is not the same for every config. On the 2-core CPU default,
+    one-thread configs repeat within ~6% while two-thread ones sometimes collapse (llama.cpp's threads spin
+    while anything else holds a core): pooled, the collapses set a 30% level for every config, the steady ones
+    included, and the ranking cannot tell anything apart. The typical level is the prior; each config's own
+    repeats then show how erratic it is (see ``noise`` in racing.py). ``(nan, 0)`` when nothing was repeated.
+    """
+    scaled = []
+    for values in groups:
+        n = len(values)
+        mean = math.fsum(values) / n if n else 0.0
+        if n < 2 or mean == 0:
+            continue
+        k = n - 1
+        variance = math.fsum((v - mean) ** 2 for v in values) / k / mean**2
+        median_chi2 = k * (1.0 - 2.0 / (9.0 * k)) ** 3
+        scaled.append(variance * k / median_chi2)
+    if not scaled:
+        return math.nan, 0
+    scaled.sort()
+    middle = len(scaled) // 2
+    median = scaled[middle] if len(scaled) % 2 else (scaled[middle - 1] + scaled[middle]) / 2
+    return math.sqrt(median), len(scaled)
+
+
 def config_interval(
     values: Sequence[float],
     within: Sequence[Interval] | None = None,
