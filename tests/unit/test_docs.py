@@ -257,6 +257,9 @@ def pytest_args(argv: tuple[str, ...], workspace: Path) -> list[str]:
         option, equals, value = token.partition("=")
         if token.startswith("postgresql://"):
             args[index] = f"sqlite:///{workspace / 'study.db'}"
+        elif token.startswith("sqlite:///") or token.startswith("journal:"):  # a relative file: not in the repo
+            scheme, path = ("sqlite:///", token[10:]) if token.startswith("sqlite") else ("journal:", token[8:])
+            args[index] = f"{scheme}{workspace / Path(path).name}"
         elif option in OUTPUT_OPTIONS and equals:
             args[index] = f"{option}={workspace / Path(value).name}"
         elif index and args[index - 1] in OUTPUT_OPTIONS:
@@ -266,6 +269,7 @@ def pytest_args(argv: tuple[str, ...], workspace: Path) -> list[str]:
 
 def test_pytest_tune_commands_collect(workspace: Path) -> None:
     commands = of_kind("pytest-tune")
+    before = set(ROOT.iterdir())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     result = subprocess.run(
         [sys.executable, "-c", COLLECT, json.dumps([pytest_args(c.argv, workspace) for c in commands])],
@@ -280,6 +284,7 @@ def test_pytest_tune_commands_collect(workspace: Path) -> None:
     for command, (code, output) in zip(commands, outcomes, strict=True):
         assert code == 0, f"{command}: pytest --collect-only exit {code}\n{output}"
         assert re.search(r"\d+ tests? collected", output), f"{command}: nothing collected\n{output}"
+    assert set(ROOT.iterdir()) <= before, "collecting the documented commands wrote into the repository"
 
 
 def test_the_ci_test_command_is_the_readme_one() -> None:
