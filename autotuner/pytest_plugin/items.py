@@ -29,6 +29,7 @@ from ..spec import SpecError
 from ..storage import StorageError
 from ..study import StudyExists, exploration_budget, planned_configs
 from . import judge
+from .lastfailed import child_nodeid
 from .runs import SpecRun, SpecRunClosed
 from .state import TuneState, state_of
 from .workers import is_worker
@@ -92,6 +93,8 @@ class TuningItem(pytest.Item):
     """What the three kinds share: their spec's run, reporting data, and errors shown without tracebacks."""
 
     def __init__(self, *, run: SpecRun, **kwargs: Any) -> None:
+        # An explicit string id, so that ``--lf`` recognizes the test in pytest >= 9.2 (see ``child_nodeid``).
+        kwargs.setdefault("nodeid", child_nodeid(kwargs["parent"].nodeid, kwargs["name"]))
         super().__init__(**kwargs)
         self.run = run
         self.report_data: dict[str, Any] = {"spec": run.name, "kind": self.kind}
