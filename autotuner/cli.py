@@ -1,11 +1,14 @@
 """The ``autotuner`` command line. Exit codes: 0 success, 1 internal error, 2 invalid input (argparse's too);
-``compare`` and ``tune --baseline``: 6 regressed, 7 inconclusive."""
+``compare`` and ``tune --baseline``: 6 regressed, 7 inconclusive; 5 an infrastructure problem (a full disk
+included); 130 interrupted."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -13,6 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
 from .argtypes import positive_int
+from .atomic import is_disk_full
 from .space import planned_strategy
 from .spec import SpecError
 from .validation import LoadedSpec, load_spec, load_specs
@@ -21,6 +25,7 @@ if TYPE_CHECKING:
     from .results import StudyResult
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_NO_FEASIBLE, EXIT_INFRASTRUCTURE = 0, 1, 2, 4, 5
+EXIT_INTERRUPTED = 130
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compare with a baseline from other hardware or another engine (stored numbers, with a warning)",
     )
     tune.add_argument(
-        "--ab-rounds", type=positive_int, default=None, metavar="N", help="interleaved A/B rounds (default 5)"
+        "--ab-rounds",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="interleaved A/B rounds (default: the larger of 5 and search.repeats)",
     )
     tune.set_defaults(run=cmd_tune)
 
@@ -125,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--launcher",
         choices=("process", "docker", "kubernetes"),
         action="append",
-        help="which launchers to check (default: process, and docker when a daemon answers)",
+        help="which launchers to check; repeat for several (default: process, and docker when a daemon answers)",
     )
     reap.set_defaults(run=cmd_reap)
     _add_regression_commands(commands)
@@ -261,7 +270,6 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
     from .launch import InfrastructureError
     from .storage import StorageError
     from .study import StudyExists
-    from .summary import summarize
     from .tune import TuneOptions, latest_results, tune
     from .units import parse_duration
 
@@ -284,8 +292,11 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
         allow_mismatch=args.allow_mismatch,
         ab_rounds=args.ab_rounds,
     )
+    where = latest_results(Path(args.report_dir), item.spec.name)
     try:
         result = tune(item, options, progress=lambda text: print(text, file=out, flush=True))
+        # Inside the try: an interrupt while the summary is printed is still "interrupted, resume like this".
+        return _tune_outcome(result, out)
     except (BaselineError, BaselineMismatch) as exc:
         print(f"autotuner tune: --baseline: {exc}", file=out)
         return EXIT_INVALID
@@ -295,15 +306,26 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
     except (StudyExists, StorageError) as exc:
         print(f"autotuner tune: {exc}", file=out)
         return EXIT_INVALID
-    except KeyboardInterrupt:
-        where = latest_results(Path(args.report_dir), item.spec.name)
-        how = (
-            f"resume with: autotuner tune {args.spec} --storage {args.storage} --resume"
-            if args.storage
-            else "to make a study resumable, run it with --storage sqlite:///study.db (or a PostgreSQL URL)"
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        # A write on an open file names no file: then the run's folder, where the study was writing.
+        full = exc.filename or f"into {where.resolve().parent}"
+        print(
+            f"autotuner tune: no space left on device: cannot write {full}; every trial measured before is in "
+            f"{where}; {_resume_hint(args)}",
+            file=out,
         )
-        print(f"interrupted: what was measured is in {where}; {how}", file=out)
-        return 130
+        return EXIT_INFRASTRUCTURE
+    except KeyboardInterrupt:
+        print(f"interrupted: what was measured is in {where}; {_resume_hint(args)}", file=out)
+        return EXIT_INTERRUPTED
+
+
+def _tune_outcome(result: StudyResult, out: TextIO) -> int:
+    """The summary of a finished study, and its exit code (4 when no config met the SLOs, 6/7 from --baseline)."""
+    from .summary import summarize
+
     print(summarize(result), file=out)
     if result.best_trial is None:
         return EXIT_NO_FEASIBLE
@@ -313,6 +335,16 @@ def cmd_tune(args: argparse.Namespace, out: TextIO) -> int:
         print(format_comparison(result.comparison), file=out)
         return exit_code(result.comparison)
     return EXIT_OK
+
+
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to continue a stopped study (the storage URL masked: it may hold a database password)."""
+    from .secrets import Masker
+
+    if not args.storage:
+        return "to make a study resumable, run it with --storage sqlite:///study.db (or a PostgreSQL URL)"
+    storage = Masker.from_environ().mask(args.storage)
+    return f"resume with: autotuner tune {args.spec} --storage {storage} --resume"
 
 
 def _read_results(path: str, out: TextIO) -> StudyResult | None:
@@ -425,8 +457,18 @@ def _add_regression_commands(commands: argparse._SubParsersAction[argparse.Argum
         action="store_true",
         help="compare although hardware or engine differ (every output then carries a warning)",
     )
-    compare.add_argument("--threshold", default=None, metavar="PCT", help="override regression.threshold (5%%)")
-    compare.add_argument("--confidence", default=None, metavar="PCT", help="override regression.confidence (95%%)")
+    compare.add_argument(
+        "--threshold",
+        default=None,
+        metavar="PCT",
+        help="override the threshold (default: the one the run was judged with, else the spec's regression.threshold, else 5%%)",
+    )
+    compare.add_argument(
+        "--confidence",
+        default=None,
+        metavar="PCT",
+        help="override the confidence (default: the run's, else the spec's regression.confidence, else 95%%)",
+    )
     compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare.set_defaults(run=cmd_compare)
 
@@ -548,14 +590,24 @@ def _add_github_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     p.add_argument("--key", default="default", help="names the sticky comment: one comment per key (spec set)")
     p.add_argument("--no-comment", dest="comment", action="store_false", help="write summary and outputs only")
     p.add_argument("--no-assets", dest="assets", action="store_false", help="push no charts (Mermaid instead)")
-    p.add_argument("--assets-branch", default="autotuner-assets", metavar="BRANCH")
+    p.add_argument(
+        "--assets-branch",
+        default="autotuner-assets",
+        metavar="BRANCH",
+        help="branch the chart PNGs are committed to (empty: never push; the comment shows Mermaid instead)",
+    )
     p.add_argument("--artifact-url", default=None, metavar="URL", help="link to the uploaded artifact")
     p.add_argument(
         "--pr-file", type=Path, default=None, metavar="PR.json", help="workflow_run: the tuning job's pr.json"
     )
     p.add_argument("--author", default=None, help="the token's login when GET /user cannot tell (GitHub Apps)")
     p.add_argument("--pytest-exit", type=int, default=None, metavar="CODE", help="the tuning step's exit code")
-    p.add_argument("--fail-on-regression", choices=("true", "false"), default="true")
+    p.add_argument(
+        "--fail-on-regression",
+        choices=("true", "false"),
+        default="true",
+        help="exit non-zero on a regressed or inconclusive verdict (false: report it only)",
+    )
     p.add_argument("--ref-name", default=None, help="names the assets folder outside PRs (default GITHUB_REF_NAME)")
     p.set_defaults(run=cmd_github_publish)
 
@@ -567,20 +619,51 @@ def cmd_github_publish(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    """The ``autotuner`` program (``argv`` None: the command line; the console script and ``python -m autotuner``),
+    or a command run in-process (tests, benchmarks) with ``argv`` given.
+
+    The program's exit status must be the one chosen here, even if an interrupt lands after this returns: the
+    work is done then (results and report written, engines stopped), yet the interpreter still tears itself down,
+    and CPython puts SIGINT back to its default action before it unloads modules. A Ctrl-C (or a CI runner's
+    SIGINT) landing there killed the process by the signal (exit -2) after a complete run, or after the
+    "interrupted, resume with ..." message. So the program's last exit handler ignores SIGINT/SIGTERM/SIGHUP.
+    Exit handlers run in reverse order: it runs after every handler registered while the command ran; before it,
+    an interrupt is a KeyboardInterrupt, which Python reports and ignores while exiting. In-process calls
+    (``argv`` given) leave the caller's signal handling alone.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     stream = out if out is not None else sys.stdout
+    if argv is None:
+        atexit.register(_ignore_stop_signals)
     try:
         return int(args.run(args, stream))
     except KeyboardInterrupt:
         print("autotuner: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        if not is_disk_full(exc):
+            return _internal_error(exc)
+        where = exc.filename or f"into {os.getcwd()}"
+        print(f"autotuner: no space left on device: cannot write {where}", file=sys.stderr)
+        return EXIT_INFRASTRUCTURE
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no traceback for users by default
-        if os.environ.get("AUTOTUNER_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"autotuner: internal error: {type(exc).__name__}: {exc} (set AUTOTUNER_DEBUG=1 for the traceback; "
-            "please report it)",
-            file=sys.stderr,
-        )
-        return EXIT_INTERNAL
+        return _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> int:
+    """A bug: one line for users, the traceback with AUTOTUNER_DEBUG=1."""
+    if os.environ.get("AUTOTUNER_DEBUG"):
+        traceback.print_exception(exc)
+    print(
+        f"autotuner: internal error: {type(exc).__name__}: {exc} (set AUTOTUNER_DEBUG=1 for the traceback; "
+        "please report it)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERNAL
+
+
+def _ignore_stop_signals() -> None:
+    """The program's last exit handler (see ``main``): its exit status can no longer be replaced by a signal."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .atomic import replacing
 from .compare import Comparison
 
 SCHEMA_VERSION = 2
@@ -146,7 +145,7 @@ class RankingRecord(_Model):
     confidence: float
     rule: str
     tie_break: str
-    noise_cv: float | None = None  # the machine's noise level used: the prior updated by the study's repeats
+    noise_cv: float | None = None  # the noise prior's level used: 7%, updated with the typical repeated config's spread
     estimates: list[EstimateRecord] = Field(default_factory=list)  # best mean first
 
     def estimate(self, config_hash: str) -> EstimateRecord | None:
@@ -195,14 +194,19 @@ class StudyResult(_Model):
         return next((t for t in self.trials if t.number == self.baseline_trial), None)
 
     def write(self, path: Path) -> None:
-        """Atomically (a reader never sees half a file), with NaN written as null (JSON has no NaN)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = _finite(self.model_dump(mode="json"))
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2, sort_keys=False)
+        """Atomically (a reader never sees half a file), with NaN written as null (JSON has no NaN).
+
+        A full disk or an interrupt leaves the previous ``results.json`` whole and no temporary file; the error
+        names ``path`` (see ``autotuner.atomic``).
+
+        Streamed, one trial at a time: the trials are turned into JSON data only as the encoder reaches each one
+        (``default``), so rewriting results.json after every trial never holds a long study's trials as dicts
+        all at once (that peak grew with every trial: ~11 KiB of RSS per trial in benchmarks/soak.py)."""
+        rest = _finite(self.model_dump(mode="json", exclude={"trials"}))
+        data = {name: self.trials if name == "trials" else rest[name] for name in type(self).model_fields}
+        with replacing(path) as handle:
+            json.dump(data, handle, indent=2, sort_keys=False, default=_trial_data)
             handle.write("\n")
-        os.replace(temporary, path)
 
     @classmethod
     def read(cls, path: Path) -> StudyResult:
@@ -216,6 +220,13 @@ class StudyResult(_Model):
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _trial_data(value: Any) -> Any:
+    """``json.dump``'s hook for what it cannot encode itself: a trial, as its JSON data (see ``StudyResult.write``)."""
+    if isinstance(value, TrialRecord):
+        return _finite(value.model_dump(mode="json"))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _finite(value: Any) -> Any:

@@ -10,6 +10,12 @@
 
 Why our own heartbeat thread: Optuna records heartbeats inside ``study.optimize``; we drive trials with ask/tell
 (the pipeline decides what a trial is), so we record them ourselves while a trial runs.
+
+Optuna warns about exactly these choices (heartbeats are "experimental", and "supposed to be used with
+Study.optimize"), once per run, on the user's terminal, where they read as something wrong with the study. They are
+deliberate, so ``EXPECTED_WARNINGS`` silences those, and only those: each by category, message and the modules
+that raise it (Optuna's own, or ours since Python 3.12 attributes Optuna's warnings to the caller). Any other
+warning still shows.
 """
 
 from __future__ import annotations
@@ -26,8 +32,28 @@ import psutil
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 
+from .secrets import Masker
+
 JOURNAL_SUFFIXES = (".journal", ".log")
 MAX_RETRY = 3  # a config whose worker died this many times is not retried again (it may be what kills workers)
+
+# (category, message regex, module regex) of the warnings our deliberate use of heartbeats with ask/tell raises.
+_OPTUNA_OR_OURS = r"(optuna|autotuner)\."
+EXPECTED_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
+    (optuna.exceptions.ExperimentalWarning, r"Argument ``heartbeat_interval`` is an experimental", _OPTUNA_OR_OURS),
+    (optuna.exceptions.ExperimentalWarning, r"RetryHeartbeatStaleTrialCallback is experimental", _OPTUNA_OR_OURS),
+    (optuna.exceptions.ExperimentalWarning, r"\S*fail_stale_trials is experimental", _OPTUNA_OR_OURS),
+    (UserWarning, r"Heartbeat of storage is supposed to be used with Study\.optimize", _OPTUNA_OR_OURS),
+)
+
+
+def silence_expected_warnings() -> None:
+    """Install the filters for ``EXPECTED_WARNINGS`` (idempotent: ``warnings`` drops a duplicate filter)."""
+    for category, message, module in EXPECTED_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category, module=module)
+
+
+silence_expected_warnings()
 
 
 class StorageError(ValueError):
@@ -52,18 +78,17 @@ def open_storage(url: str | None, *, heartbeat: int = 30) -> BaseStorage | None:
     engine_kwargs: dict[str, object] = {}
     if url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}  # heartbeat thread + main thread
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        try:
-            return RDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=2 * heartbeat + 1,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-            )
-        except ImportError as exc:
-            raise StorageError(f"--storage {url!r}: no database driver for it ({exc})") from exc
+    try:
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat,
+            grace_period=2 * heartbeat + 1,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+        )
+    except ImportError as exc:
+        shown = Masker.from_environ().mask(url)  # a database URL may carry its password
+        raise StorageError(f"--storage {shown!r}: no database driver for it ({exc})") from exc
 
 
 def has_heartbeat(storage: BaseStorage | None) -> bool:

@@ -10,7 +10,8 @@
 - Resume and sharing: with a storage URL (SQLite file, journal file, PostgreSQL) the study is named after the
   spec and its digest; a new run loads it, reconciles trials left RUNNING by a run that died (marked FAIL and
   measured again), and goes on. Several runners on one storage share the work. Every trial's full record is
-  kept in the trial's user attributes, so the results can be rebuilt from storage alone.
+  kept in the trial's user attributes, so the results can be rebuilt from storage alone (in memory: the record
+  object itself, so a long study holds one copy of each trial).
 """
 
 from __future__ import annotations
@@ -208,7 +209,14 @@ class Study:
             _measured, running, _waiting = self._census()
             used = len(records) + len(running)
             left = self._race_left(used)
-            wanted = next_repeats(state.values, left, spec.search.repeats, policy=policy, within=state.within)
+            wanted = next_repeats(
+                state.values,
+                left,
+                spec.search.repeats,
+                policy=policy,
+                within=state.within,
+                reference=self.baseline_hash,
+            )
             busy = {claim.partition("#")[0] for claim in running}
             todo = [h for h in wanted if h not in busy]
             if not todo:
@@ -455,6 +463,9 @@ class Study:
             self._give_back(trial)  # interrupted: the config is measured again (here on --resume, or by a peer)
             raise
         self.result.trials.append(record)
+        # The parsed-records cache holds this very object: re-validating our own record from the storage's copy
+        # (the first census after the tell) kept a second TrialRecord of every trial for the life of the study.
+        self._records[trial._trial_id] = record
         self.done_here += 1
         if baseline and not repeat:
             self.result.baseline_trial = record.number
@@ -494,7 +505,10 @@ class Study:
     def _tell(self, trial: optuna.Trial, record: TrialRecord) -> None:
         for key, value in _dashboard_attrs(record).items():
             trial.set_user_attr(key, value)
-        trial.set_user_attr(RECORD_ATTR, record.model_dump(mode="json"))
+        # In memory, the storage lives and dies with this process and only this study reads it: it holds the record
+        # itself, not a JSON copy, so a long study keeps one copy of each trial (benchmarks/soak.py), where it kept
+        # three (this, the results list, and the record parsed back from it). Databases and journals need JSON.
+        trial.set_user_attr(RECORD_ATTR, record if self.storage is None else record.model_dump(mode="json"))
         trial.set_constraint(CONSTRAINT_NAME, 0.0 if record.outcome in ("feasible", "skipped") else 1.0)
         try:
             if self.storage_trial(trial).user_attrs.get(OUTSIDE_ATTR):
@@ -684,6 +698,8 @@ def _plan_size(loaded: LoadedSpec) -> int:
 
 def _record(frozen: FrozenTrial) -> TrialRecord | None:
     data: Any = frozen.user_attrs.get(RECORD_ATTR)
+    if isinstance(data, TrialRecord):  # the in-memory storage holds the record itself (see Study._tell)
+        return data
     if not isinstance(data, dict):
         return None
     try:

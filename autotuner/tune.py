@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .ab import check_environment, run_ab
+from .atomic import is_disk_full
 from .baseline import read_baseline
 from .bench.driver import ProgressEvent, run_workload
 from .bench.measurement import LevelKey, LevelResult, Measurement
@@ -142,6 +143,8 @@ class TuneSession:
                 comparison = report_comparison(result.comparison, result)
             write_report(result, self.out_dir, comparison=comparison)
         except Exception as exc:  # noqa: BLE001 - the measurements are safe; say what failed and go on
+            if is_disk_full(exc):  # not a drawing problem: the run's folder is full (cli.py: exit 5, names it)
+                raise
             print(f"autotuner: warning: no report for {self.out_dir}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return result
 

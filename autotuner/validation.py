@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .constraint import ConstraintError
+from .engines.runtimes import profile_for
 from .scenario import validate_scenario
 from .space import MAX_ENUMERATION, Config, Space
 from .spec import SpecError, SpecProblem, TuningSpec
@@ -121,6 +122,7 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
                 )
             )
 
+    _check_launcher_flags(source, spec, problems)
     engine = spec.engine
     if engine.launcher == "endpoint":
         if engine.url is None:
@@ -167,6 +169,57 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
     _check_grid(source, spec, space, problems)
     _check_baseline(source, spec, space, problems)
     return space, problems
+
+
+# Other spellings the engines' parsers take for a flag the launcher sets: SGLang's --model-path is also --model.
+_LAUNCHER_FLAG_ALIASES: dict[str, dict[str, str]] = {"sglang": {"model": "model-path"}}
+
+
+def launcher_flags(runtime: str) -> dict[str, str]:
+    """The flags every launcher sets on the engines it starts (no dashes), each with the message refusing it.
+
+    Launchers start engines with ``profile.server_args``: the model, its served name, the host and a port of their
+    own choosing, then the spec's flags. A spec's ``port: 9000`` came after the launcher's ``--port`` and won, so
+    the engine listened where the tool never looked (a readiness timeout reported as the config's failure); a
+    ``served-model-name`` made every request a 404. So these are refused, naming the spec field that sets them.
+    """
+    profile = profile_for(runtime)
+    served = "set by the launcher (from model.served_name): set model.served_name instead"
+    owned = {
+        "host": "set by the launcher (the address the tool reaches the engine on): remove it",
+        "port": "set by the launcher (a free port for each engine it starts): remove it",
+    }
+    model = profile.model_flag.removeprefix("--")
+    if profile.served_name_flag is not None:
+        owned[model] = "set by the launcher (from model.id): set model.id instead"
+        owned[profile.served_name_flag.removeprefix("--")] = served
+    else:  # the engine serves under its model argument (the sim): that is the served name
+        owned[model] = served
+    for alias, primary in _LAUNCHER_FLAG_ALIASES.get(runtime, {}).items():
+        owned[alias] = owned[primary]
+    return owned
+
+
+def _check_launcher_flags(source: SpecSource, spec: TuningSpec, problems: list[SpecProblem]) -> None:
+    """Fixed args and parameters must not set what the launcher sets (see ``launcher_flags``). vLLM also reads
+    ``served_model_name`` as ``served-model-name`` (underscores count as dashes), and vLLM's and SGLang's parsers
+    complete an abbreviation (``served-model`` is ``--served-model-name``), so a prefix of such a flag is refused
+    too (no engine flag is a prefix of one of them)."""
+    if spec.engine.launcher == "endpoint":
+        return  # starts nothing: its args and launch parameters are refused as such
+    owned = launcher_flags(spec.engine.runtime)
+    located: list[tuple[tuple[str, ...], str]] = [(("engine", "args"), name) for name in spec.engine.args]
+    located += [(("parameters",), n) for n in spec.parameters if not n.startswith(("env.", "request."))]
+    for section, name in located:
+        spelled = name.replace("_", "-")
+        message = owned.get(spelled)
+        if message is not None:
+            problems.append(source.problem((*section, name), f"{name!r} is {message}", at_key=True))
+            continue
+        completed = sorted(flag for flag in owned if flag.startswith(spelled))
+        if completed:
+            text = f"{name!r} abbreviates {completed[0]!r}, which is {owned[completed[0]]}"
+            problems.append(source.problem((*section, name), text, at_key=True))
 
 
 def _check_kubernetes_settings(source: SpecSource, spec: TuningSpec, problems: list[SpecProblem]) -> None:

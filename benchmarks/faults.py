@@ -269,7 +269,9 @@ def genai_bench_killed_starting(root: Path) -> list[Row]:
 
 
 # ----------------------------------------------------------------------------------------------- tuner signals
-STAGES = ("start-up", "engine starting", "benchmarking", "between trials", "finishing")
+# finishing: right after the last trial (best chosen, results.json and the report being written); exiting: right
+# after the summary is printed (the interpreter shutting down: CPython's default SIGINT action is back by then).
+STAGES = ("start-up", "engine starting", "benchmarking", "between trials", "finishing", "exiting")
 COVERED = {
     ("benchmarking", "SIGTERM"): "test_tune.py::test_interrupting_tune_mid_benchmark...",
     ("benchmarking", "SIGINT"): "test_tune.py::test_interrupting_tune_mid_benchmark...",
@@ -278,6 +280,28 @@ COVERED = {
 FINISHED_FIRST = re.compile(r"^trial 0: \w+", re.M)
 FINISHED_LAST = re.compile(r"^trial 1: \w+", re.M)
 TRIAL_1_BENCH = re.compile(r"^trial 1 \(.*level 1 of 1", re.M | re.S)  # the second trial's benchmark runs
+SUMMARY = re.compile(r"^rel-[\w-]+: \d+ trials", re.M)  # the first line of the summary, printed last
+REPORT_FILES = ("report.md", "report.html")
+
+
+def report_state(run_dir: Path | None) -> str:
+    """``complete`` (Markdown, HTML and their charts), ``absent`` (none of it) or what a half-written one has."""
+    if run_dir is None or not run_dir.is_dir():
+        return "absent"
+    present = [name for name in (*REPORT_FILES, "headline.mmd") if (run_dir / name).exists()]
+    charts = sorted(p.name for p in (run_dir / "charts").glob("*")) if (run_dir / "charts").is_dir() else []
+    if not present and not charts:
+        return "absent"
+    if all(name in present for name in REPORT_FILES) and charts:
+        links = re.findall(r"\]\((charts/[^)]+)\)", (run_dir / "report.md").read_text(errors="replace"))
+        missing = [link for link in links if not (run_dir / link).exists()]
+        return f"partial: {missing} missing" if missing else "complete"
+    return f"partial: {present + charts}"
+
+
+def temporary_files(folder: Path) -> list[str]:
+    """Files an atomic write left behind (``.<name>.<random>.tmp``): there must be none."""
+    return sorted(p.name for p in folder.rglob(".*.tmp")) if folder.is_dir() else []
 
 
 def _reach(box: Sandbox, tool_wait: Callable[[str | re.Pattern[str], float], bool], stage: str) -> bool:
@@ -299,6 +323,8 @@ def _reach(box: Sandbox, tool_wait: Callable[[str | re.Pattern[str], float], boo
         return ok
     if stage == "between trials":
         return tool_wait(FINISHED_FIRST, 120)
+    if stage == "exiting":
+        return tool_wait(SUMMARY, 180)
     return tool_wait(FINISHED_LAST, 180)  # finishing: best chosen, results and report written
 
 
@@ -334,12 +360,39 @@ def tuner_signal(root: Path, stage: str, sig: signal.Signals) -> list[Row]:
             notes.append("a traceback is printed when interrupted while importing (__main__.py/cli.py)")
         else:
             problems.append("a traceback was printed")
+    report = ""
+    if sig != signal.SIGKILL and stage in ("finishing", "exiting"):
+        problems += _finish_problems(box, name, run)
+        report = f"; report {report_state(_run_dir(box, name)).split(':')[0]}"
     settled = settle(box, run, name)
     also = COVERED.get((stage, sig.name), "")
-    text = f"exit {run.code}{reaped}; kept {len(settled.kept or ())} trial(s)"
+    text = f"exit {run.code}{reaped}; kept {len(settled.kept or ())} trial(s){report}"
     done = row(f"tuner {sig.name} while {stage}", text, settled, problems + _detail(settled), started, also)
     done.notes = notes
     return [done]
+
+
+def _run_dir(box: Sandbox, spec_name: str) -> Path | None:
+    latest = box.reports / spec_name / "latest"
+    return latest.resolve() if latest.exists() else None
+
+
+def _finish_problems(box: Sandbox, spec_name: str, run: Finished) -> list[str]:
+    """Interrupted while finishing or exiting: exit 130 with the "how to resume" message (or 0 when the run had
+    finished), the report complete or absent (never half-written), no temporary file left."""
+    problems = []
+    state = report_state(_run_dir(box, spec_name))
+    if run.code == 130:
+        if "interrupted: what was measured is in" not in run.output or "resum" not in run.output:
+            problems.append("exit 130 without the message saying where the results are and how to resume")
+        if state.startswith("partial"):
+            problems.append(f"the report is half-written ({state})")
+    elif run.code == 0 and state != "complete":
+        problems.append(f"exit 0 but the report is {state}")
+    junk = temporary_files(box.reports / spec_name)
+    if junk:
+        problems.append(f"temporary files left: {junk}")
+    return problems
 
 
 SLOW_TELL = """
@@ -474,8 +527,9 @@ def _postgres_restarted(root: Path, url: str, pg_ctl: Path, datadir: str, starte
 
 # ----------------------------------------------------------------------------------------------- disk full
 def disk_full(root: Path) -> list[Row]:
-    """The report dir is a 16 MiB tmpfs, filled up after the first trial: the tool must stop with a clear message,
-    results.json must stay valid (it is replaced atomically), the storage keeps every trial, nothing runs on."""
+    """The report dir is a 16 MiB tmpfs, filled up after the first trial: the tool must stop with exit 5 and a
+    message naming the path and "no space left on device", results.json must stay valid (it is replaced
+    atomically), no temporary file is left, the storage keeps every trial, nothing runs on."""
     started = time.monotonic()
     fault = "disk full in the report dir"
     if os.geteuid() != 0 or shutil.which("mount") is None:
@@ -541,22 +595,22 @@ def _disk_full(box: Sandbox, started: float) -> list[Row]:
         problems.append(f"results.json unreadable: {exc}")
     settled = settle(box, run, name, stored=stored)
     last = run.output.strip().splitlines()[-1] if run.output.strip() else ""
-    if run.code == 0:
-        problems.append("exit 0 although nothing more could be written")
-    if "No space left" not in run.output:
+    if run.code != 5:
+        problems.append(f"exit {run.code}, expected 5 (an infrastructure problem)")
+    message = next((line for line in run.output.splitlines() if "no space left on device" in line.lower()), "")
+    if not message:
         problems.append("the message does not say the disk is full")
+    elif str(box.reports) not in message:
+        problems.append("the message does not name the full path")
     if "Traceback" in run.output:
         problems.append("a traceback was printed")
-    notes = []
     if "internal error" in run.output:
-        notes.append("reported as an internal error ('please report it'): cli.py should name the full disk (exit 5)")
-    junk = [p.name for p in results.parent.glob(".results.json.*.tmp")] if results.parent.exists() else []
+        problems.append("reported as an internal error")
+    junk = temporary_files(box.reports)
     if junk:
-        notes.append(f"results.write leaves its temporary file when the write fails: {junk}")
+        problems.append(f"temporary files left: {junk}")
     text = f"exit {run.code}: {last[:90]}; results.json valid ({count} trials)"
-    done = row("disk full in the report dir", text, settled, problems + _detail(settled), started)
-    done.notes = notes
-    return [done]
+    return [row("disk full in the report dir", text, settled, problems + _detail(settled), started)]
 
 
 # ----------------------------------------------------------------------------------------------- registry
@@ -576,7 +630,9 @@ for _stage in STAGES:
             ("engine starting", "SIGTERM"),
             ("engine starting", "SIGKILL"),
             ("between trials", "SIGINT"),
+            ("finishing", "SIGINT"),
             ("finishing", "SIGTERM"),
+            ("exiting", "SIGINT"),
         )
         SCENARIOS[f"signal-{_stage.replace(' ', '-')}-{_sig.name.lower()}"] = (signal_scenario(_stage, _sig), _quick)
 

@@ -9,7 +9,8 @@ Specs come from pull requests, so a spec is untrusted input. Every case must end
 
 The corpus is generated in code (deterministic, no randomness): wrong types at every field, huge values, deep
 nesting, YAML alias bombs, template injection and resource bombs, shell metacharacters in flag values, names and
-paths, path traversal, and control characters aimed at CI logs. It goes through:
+paths, flags the launcher sets itself (port, host, model), path traversal, and control characters aimed at CI
+logs. It goes through:
 
 1. ``autotuner validate`` in-process (``cli.main``), all of it (fast): exit code, message format, no traceback;
 2. the real ``autotuner`` console script (``validate``) and ``python -m autotuner tune`` on a sample, in a sandbox
@@ -289,6 +290,17 @@ def shell_metacharacters(marker: str) -> Iterator[Case]:
             yield Case(f"shell-{place}-{index}", "shell metacharacters", with_value(path, payload), expect, tune, flags)
 
 
+def launcher_owned_flags() -> Iterator[Case]:
+    """Flags the launcher sets itself (the address, the port, the model): a spec's value used to come after the
+    launcher's on the command line and silently replace it (an engine on a port the tool never looked at)."""
+    fixed = base()["engine"]["args"]
+    for name, value in (("port", 9000), ("host", "0.0.0.0"), ("model", "other")):
+        args = with_value(("engine", "args"), {**fixed, name: value})
+        yield Case(f"launcher-arg-{name}", "launcher-owned flags", args, "refused")
+        parameters = with_value(("parameters",), {"max-num-seqs": [1, 2], name: [value]})
+        yield Case(f"launcher-param-{name}", "launcher-owned flags", parameters, "refused")
+
+
 def path_traversal(root: Path) -> Iterator[Case]:
     outside = root / "outside"
     names = ["../../outside", "..", "a/b", "/etc/cron.d/x", "~root", "x\\..\\..\\y", "name\x00", "ｎａｍｅ"]
@@ -339,6 +351,7 @@ def corpus(root: Path, marker: str) -> list[Case]:
         *alias_bombs(),
         *template_injection(marker),
         *shell_metacharacters(marker),
+        *launcher_owned_flags(),
         *path_traversal(root),
         *log_injection(),
     ]

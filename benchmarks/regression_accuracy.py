@@ -6,12 +6,14 @@ uses (``Study.measure_again``)::
 
     python benchmarks/regression_accuracy.py                    # the sim engine double (a few minutes)
     python benchmarks/regression_accuracy.py --engine cpu --pool 12   # llama.cpp on this CPU (~20 s a trial)
+    python benchmarks/regression_accuracy.py --engine cpu --cpu-fixed threads=1 --cpu-throttle 90 --cpu-requests 16
     python benchmarks/regression_accuracy.py --from POOL.json   # analyse a recorded pool again
 
 How: a pool of rounds is measured, each round three trials in a rotating order (every permutation of the three
 in turn, so no arm always goes first): config A, config A again (A'), and config B, a copy of A made slower by a
 known amount (sim: ``decode-step-ms`` 20 -> 22.2222 ms: every step 1/0.9 longer, so 10% less throughput; the pool measures it; cpu: a
-flag, by default ``threads-batch`` 2 -> 1, whose true effect the pool itself measures and prints). Then many
+flag, by default ``threads-batch`` 2 -> 1, whose true effect the pool itself measures and prints; or, with
+``--cpu-throttle PCT``, the engine's CPU time capped by a cgroup quota, a slowdown known by construction). Then many
 comparisons are drawn from the pool: R rounds at random (without replacement), A vs A' (an A/A comparison: any
 ``regressed`` is a false alarm) and A vs B (A/B: ``regressed`` is a detection), judged exactly as ``autotuner
 compare`` judges (objective, SLO metrics, SLO findings, overall verdict). Printed per R: the false-alarm rate,

@@ -142,10 +142,11 @@ class Sandbox:
 
     def tool(self, *args: str, bootstrap: str | None = None) -> list[str]:
         """``python -m autotuner ARGS``; with ``bootstrap``, that code runs first in the tool's process (a seam for
-        faults that need to be inside it, e.g. a port taken between choosing and binding it)."""
+        faults that need to be inside it, e.g. a port taken between choosing and binding it). ``main()`` reads
+        ``sys.argv`` as the program does (``argv`` given would be an in-process call, see ``autotuner.cli.main``)."""
         if bootstrap is None:
             return [sys.executable, "-m", "autotuner", *args]
-        code = textwrap.dedent(bootstrap) + "\nfrom autotuner.cli import main\nraise SystemExit(main(sys.argv[1:]))\n"
+        code = textwrap.dedent(bootstrap) + "\nfrom autotuner.cli import main\nraise SystemExit(main())\n"
         return [sys.executable, "-c", "import sys\n" + code, *args]
 
     def tune_args(self, spec: Path, *extra: str) -> list[str]:

@@ -12,8 +12,9 @@ every ``--every`` trials:
     procs   processes of the run alive at that moment (the tuner, its engine, the worker)
 
 Flat means: the mean RSS of the last quarter of samples is within ``--tolerance`` of the first quarter's (the
-first sample is left out: imports and the first trial's allocations), and the median open files of the last
-quarter equal the first quarter's within 2. The RSS slope per trial and the size of results.json are printed.
+first sample is left out: imports and the first trial's allocations), the RSS grows by at most ``MAX_SLOPE_KIB``
+per trial (the record each trial adds to results.json, once), and the median open files of the last quarter
+equal the first quarter's within 2. The RSS slope per trial and the size of results.json are printed.
 
     python benchmarks/soak.py                  # 200 trials (~5 min on 2 cores)
     python benchmarks/soak.py --trials 40 --every 5
@@ -41,6 +42,9 @@ for _path in (REPO, REPO / "benchmarks"):
 from sandbox import Sandbox, child_processes, spec_text  # noqa: E402
 
 MIB = 1 << 20
+# The tuner keeps every trial's record for results.json: one TrialRecord of a soak trial is ~20 KiB of Python
+# objects, ~26 KiB of RSS per trial in all. 60 KiB per trial was the record held three times (issue 11).
+MAX_SLOPE_KIB = 40.0
 
 
 @dataclass(frozen=True)
@@ -65,11 +69,7 @@ class Verdict:
 
     @property
     def rss_slope_kib(self) -> float:
-        """The tuner's RSS growth per trial (least squares over the samples after the first), KiB."""
-        steady = self.samples[1:]
-        if len(steady) < 2:
-            return 0.0
-        return statistics.linear_regression([s.trial for s in steady], [s.tuner_rss * 1024 for s in steady]).slope
+        return rss_slope_kib(self.samples)
 
     def summary(self) -> str:
         per_trial = self.results_kib / self.trials if self.trials else 0.0
@@ -110,7 +110,15 @@ def quarter_medians(values: list[int]) -> tuple[float, float]:
     return statistics.median(values[:n]), statistics.median(values[-n:])
 
 
-def judge(samples: list[Sample], tolerance: float) -> list[str]:
+def rss_slope_kib(samples: list[Sample]) -> float:
+    """The tuner's RSS growth per trial (least squares over the samples after the first), KiB."""
+    steady = samples[1:]
+    if len(steady) < 2:
+        return 0.0
+    return statistics.linear_regression([s.trial for s in steady], [s.tuner_rss * 1024 for s in steady]).slope
+
+
+def judge(samples: list[Sample], tolerance: float, max_slope_kib: float = MAX_SLOPE_KIB) -> list[str]:
     problems: list[str] = []
     steady = samples[1:] if len(samples) > 2 else samples
     if len(steady) < 2:
@@ -118,6 +126,9 @@ def judge(samples: list[Sample], tolerance: float) -> list[str]:
     first, last = quarter_means([s.tuner_rss for s in steady])
     if last > first * (1 + tolerance):
         problems.append(f"tuner RSS grew {first:.0f} -> {last:.0f} MiB (> {tolerance:.0%})")
+    slope = rss_slope_kib(samples)
+    if slope > max_slope_kib:  # a leak too slow for the tolerance in a short run, which a long study still dies of
+        problems.append(f"tuner RSS grows {slope:.0f} KiB per trial (> {max_slope_kib:.0f})")
     # Open files: medians of the first and last quarters (a sample can catch a health check's socket in flight;
     # a leak grows every trial and moves the median)
     fds_first, fds_last = quarter_medians([s.tuner_fds for s in steady])

@@ -31,8 +31,9 @@ EXIT_CODES: list[tuple[int, str]] = [
      "`--resume`, or a baseline refused (another spec, other hardware without `--allow-mismatch`)"),
     (3, "`serve`: the engine failed to start (the classified reason and the log's tail are printed)"),
     (cli.EXIT_NO_FEASIBLE, "`tune`: no config met the SLOs"),
-    (cli.EXIT_INFRASTRUCTURE, "`tune`: an infrastructure problem (no Docker daemon, no cluster, a tokenizer that "
-     "cannot be built)"),
+    (cli.EXIT_INFRASTRUCTURE, "an infrastructure problem: no Docker daemon, no cluster, a tokenizer that cannot "
+     "be built (`tune`), no space left on device (any command; the message names the file, and `tune` keeps "
+     "every trial measured before)"),
     (compare.EXIT_REGRESSED, "`compare`, `tune --baseline`: regressed"),
     (compare.EXIT_INCONCLUSIVE, "`compare`, `tune --baseline`: inconclusive (the data cannot tell: more "
      "`--ab-rounds`)"),

@@ -96,7 +96,7 @@ def add_options(parser: pytest.Parser) -> None:
         "--tune",
         action="store_true",
         default=False,
-        help="collect tuning specs (*.yaml under the given paths; default: the tune_specs ini value, tuning_specs/) "
+        help="collect tuning specs (*.yaml, *.yml under the given paths; default: the tune_specs ini value, tuning_specs/) "
         "as tests: one per candidate config and a verdict per spec",
     )
     parser.addini("tune_specs", "where `pytest --tune` collects specs when no path is given", type="args")

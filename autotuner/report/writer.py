@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..atomic import staged
 from ..results import StudyResult
 from .charts import all_charts
 from .comparison import BaselineComparison
@@ -63,23 +64,20 @@ def write_report(
     )
     images = all_charts(data)
     charts_dir = out_dir / CHARTS_DIR
-    charts_dir.mkdir(exist_ok=True)
-    written: dict[str, Path] = {}
-    for name, png in images.items():
-        path = charts_dir / f"{name}.png"
-        path.write_bytes(png)
-        written[name] = path
+    written = {name: charts_dir / f"{name}.png" for name in images}
     markdown = out_dir / "report.md"
     links = {name: f"{CHARTS_DIR}/{path.name}" for name, path in written.items()}
-    markdown.write_text(
-        render_markdown(data, links, results_name=results_name, html_name="report.html"), encoding="utf-8"
-    )
     html = out_dir / "report.html"
-    html.write_text(render_html(data, images, results_name=results_name), encoding="utf-8")
     chart = headline_chart(data)
     mermaid = out_dir / "headline.mmd" if chart else None
-    if mermaid is not None:
-        mermaid.write_text(chart + "\n", encoding="utf-8")
+    # Staged and renamed together: a full disk or an interrupt leaves the whole report or none of it.
+    with staged() as files:
+        for name, png in images.items():
+            files.write(written[name], png)
+        files.write(markdown, render_markdown(data, links, results_name=results_name, html_name="report.html"))
+        files.write(html, render_html(data, images, results_name=results_name))
+        if mermaid is not None:
+            files.write(mermaid, chart + "\n")
     return ReportFiles(markdown, html, mermaid, written, data)
 
 

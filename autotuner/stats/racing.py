@@ -106,11 +106,15 @@ def next_repeats(
     within: Mapping[K, Sequence[Interval]] | None = None,
     prefer: K | None = None,
     secondary: Mapping[K, float] | None = None,
+    reference: K | None = None,
 ) -> list[K]:
     """The next round of re-measurements (each config at most once, in measuring order); empty means stop.
 
     ``state`` maps each feasible config to its objective values so far, in measuring order; ``budget_left`` is
-    how many more measurements may be made.
+    how many more measurements may be made. ``reference`` (the baseline config) is measured until it has
+    ``confirm_repeats`` values, tied or not: the best is reported relative to it, and one unlucky measurement of
+    it (a two-thread llama.cpp run that collapsed to a quarter of its speed) would make the headline's gain a
+    measure of that luck. It comes right after the leader when the budget cannot take the whole round.
     """
     if min_repeats < 1 or policy.max_repeats < 1 or policy.confirm_repeats < 1:
         raise ValueError("min_repeats, max_repeats and confirm_repeats must be >= 1")
@@ -124,10 +128,15 @@ def next_repeats(
     else:
         cap = max(policy.max_repeats, min_repeats)
         need = [key for key in ranking.tie_set if counts[key] < cap]
+    if reference in counts and reference not in need and counts[reference] < policy.confirm_repeats:
+        need.append(reference)
     if not need:
         return []
-    if len(need) > budget_left:  # the leader, then the least measured, then the closest to it (highest p)
-        priority = sorted(need, key=lambda k: (k != ranking.leader, counts[k], -ranking.p_values.get(k, 1.0), str(k)))
+    if len(need) > budget_left:  # the leader, the reference, the least measured, the closest to it (highest p)
+        priority = sorted(
+            need,
+            key=lambda k: (k != ranking.leader, k != reference, counts[k], -ranking.p_values.get(k, 1.0), str(k)),
+        )
         need = priority[:budget_left]
     order = sorted(need, key=str)  # a stable order, so that alternating it really reverses the previous round
     round_number = min(counts[key] for key in need)  # 1 for the first re-measurement round

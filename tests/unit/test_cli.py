@@ -167,9 +167,9 @@ def test_shell_metacharacters_stay_data() -> None:
     """
     from autotuner.validation import load_spec_text
 
-    text = mutate("args: {n-ctx: 4096}", "args: {n-ctx: 4096, alias: '$(touch /tmp/pwned-by-spec); rm -rf /'}")
+    text = mutate("args: {n-ctx: 4096}", "args: {n-ctx: 4096, slot-save-path: '$(touch /tmp/pwned-by-spec); rm -rf /'}")
     spec = load_spec_text("s.yaml", text, environ={}).spec
-    assert spec.engine.args["alias"] == "$(touch /tmp/pwned-by-spec); rm -rf /"
+    assert spec.engine.args["slot-save-path"] == "$(touch /tmp/pwned-by-spec); rm -rf /"
     assert not Path("/tmp/pwned-by-spec").exists()
 
 

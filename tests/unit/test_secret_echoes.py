@@ -42,3 +42,19 @@ def test_the_launch_command_masks_a_secret_under_any_name(
     assert request.env["COPIED"] == TOKEN  # the engine still gets it
     command = command_line(request, launcher)
     assert TOKEN not in command and "COPIED=***" in command
+
+
+def test_a_storage_url_password_is_not_echoed(tmp_path: Path) -> None:
+    """``--storage`` URLs carry database passwords: neither the "no driver" error nor the "how to resume" hint of an
+    interrupted or out-of-space ``tune`` repeats one."""
+    import argparse
+
+    from autotuner.cli import _resume_hint
+    from autotuner.storage import StorageError, open_storage
+
+    url = "mysql://tuner:Pr0xyPassw0rd@db.example/studies"  # no MySQL driver here: refused before connecting
+    with pytest.raises(StorageError) as caught:
+        open_storage(url)
+    assert "Pr0xyPassw0rd" not in str(caught.value) and "tuner:***@db.example" in str(caught.value)
+    hint = _resume_hint(argparse.Namespace(storage=url.replace("mysql", "postgresql"), spec="s.yaml"))
+    assert hint == "resume with: autotuner tune s.yaml --storage postgresql://tuner:***@db.example/studies --resume"

@@ -160,3 +160,15 @@ def test_an_erratic_config_does_not_widen_the_steady_ones() -> None:
     assert ranked.leader == "steady5"
     assert "steady0" not in ranked.tie_set  # 80 vs the steady 100: told apart despite the erratic pair
     assert "erratic" in ranked.tie_set  # mean 75, but its spread leaves room above the leader
+
+
+def test_the_baseline_is_measured_again_before_racing_stops() -> None:
+    """The best is reported relative to the baseline: one collapsed measurement of it would inflate the gain."""
+    state = {"best": [120.0, 118.0], "baseline": [22.8], "other": [80.0]}
+    assert next_repeats(state, 5) == []  # separated and confirmed: nothing to measure without a reference
+    assert next_repeats(state, 5, reference="baseline") == ["baseline"]
+    state["baseline"].append(24.0)
+    assert next_repeats(state, 5, reference="baseline") == []  # confirmed once: not repeated beyond that
+    tight = {"a": [100.0], "b": [99.0], "baseline": [50.0]}
+    assert next_repeats(tight, 1, reference="baseline") == ["a"]  # the leader first when the budget is short
+    assert next_repeats(tight, 2, reference="baseline") == ["a", "baseline"]
