@@ -22,13 +22,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import optuna
-
 from ..ab import run_ab
 from ..baseline import read_baseline
 from ..launch.base import InfrastructureError
 from ..results import StudyResult, TrialRecord
 from ..space import Config
+from ..storage import silence_expected_warnings
 from ..study import RECORD_ATTR
 from ..tune import TuneOptions, TuneSession, tune_session
 from ..validation import LoadedSpec
@@ -39,9 +38,11 @@ LOG = logging.getLogger("autotuner.pytest")
 
 @contextlib.contextmanager
 def _quiet() -> Iterator[None]:
-    """Optuna's "experimental API" warnings are about our storage code, not the user's tests: not in their summary."""
+    """The warnings our deliberate use of Optuna raises (``storage.EXPECTED_WARNINGS``) are about our storage code,
+    not the user's tests: not in their summary. Installed again here because pytest resets the warning filters
+    around each test; any other warning still reaches the summary."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        silence_expected_warnings()
         yield
 
 
