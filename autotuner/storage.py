@@ -79,13 +79,15 @@ def open_storage(url: str | None, *, heartbeat: int = 30) -> BaseStorage | None:
     if url.startswith("postgresql"):
         engine_kwargs = {"pool_pre_ping": True, "pool_size": 2, "max_overflow": 4}  # heartbeat thread + main thread
     try:
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat,
-            grace_period=2 * heartbeat + 1,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
-        )
+        with warnings.catch_warnings():  # the filters again: a caller (pytest, around each test) may have reset them
+            silence_expected_warnings()
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=2 * heartbeat + 1,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY),
+            )
     except ImportError as exc:
         shown = Masker.from_environ().mask(url)  # a database URL may carry its password
         raise StorageError(f"--storage {shown!r}: no database driver for it ({exc})") from exc
