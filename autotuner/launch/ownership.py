@@ -16,6 +16,8 @@ from pathlib import Path
 
 import psutil
 
+from ..atomic import replace_file
+
 
 def state_dir() -> Path:
     """Where running engines are recorded: ``$AUTOTUNER_STATE_DIR`` or ``~/.cache/autotuner/running``."""
@@ -77,9 +79,7 @@ class ProcessRecord:
         return state_dir() / f"process-{self.pid}-{int(self.started)}.json"
 
     def save(self) -> None:
-        temporary = self.path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(self)))
-        temporary.replace(self.path)
+        replace_file(self.path, json.dumps(asdict(self)))
 
     def forget(self) -> None:
         self.path.unlink(missing_ok=True)

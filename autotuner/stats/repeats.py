@@ -25,7 +25,7 @@ hit them alike instead of biasing one.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from .distributions import normal_quantile, t_quantile
@@ -114,14 +114,19 @@ def pooled_cv(groups: Iterable[Sequence[float]]) -> tuple[float, float]:
     """
     squares = 0.0
     df = 0
+    for values, mean in _repeated(groups):
+        squares += math.fsum(((v - mean) / mean) ** 2 for v in values)
+        df += len(values) - 1
+    return (math.sqrt(squares / df), float(df)) if df else (math.nan, 0.0)
+
+
+def _repeated(groups: Iterable[Sequence[float]]) -> Iterator[tuple[Sequence[float], float]]:
+    """Each group measured more than once, with its mean (groups whose mean is 0 have no relative spread)."""
     for values in groups:
         n = len(values)
         mean = math.fsum(values) / n if n else 0.0
-        if n < 2 or mean == 0:
-            continue
-        squares += math.fsum(((v - mean) / mean) ** 2 for v in values)
-        df += n - 1
-    return (math.sqrt(squares / df), float(df)) if df else (math.nan, 0.0)
+        if n >= 2 and mean != 0:
+            yield values, mean
 
 
 def typical_cv(groups: Iterable[Sequence[float]]) -> tuple[float, int]:
@@ -136,12 +141,8 @@ def typical_cv(groups: Iterable[Sequence[float]]) -> tuple[float, int]:
     repeats then show how erratic it is (see ``noise`` in racing.py). ``(nan, 0)`` when nothing was repeated.
     """
     scaled = []
-    for values in groups:
-        n = len(values)
-        mean = math.fsum(values) / n if n else 0.0
-        if n < 2 or mean == 0:
-            continue
-        k = n - 1
+    for values, mean in _repeated(groups):
+        k = len(values) - 1
         variance = math.fsum((v - mean) ** 2 for v in values) / k / mean**2
         median_chi2 = k * (1.0 - 2.0 / (9.0 * k)) ** 3
         scaled.append(variance * k / median_chi2)
