@@ -91,7 +91,8 @@ def test_efficiency_rows_and_the_table(tmp_path: Path, capsys: pytest.CaptureFix
     loaded = small_spec(tmp_path)
     landscape = small_landscape(loaded)
     rows = se.efficiency(loaded, landscape, seeds=[0, 1], budget=landscape.grid_size)
-    assert [r.label for r in rows] == ["grid", "random", "tpe", "auto"]  # the spec's budget (6) is the grid's
+    # optuna-tpe: Optuna's sampler as it comes, the comparison for ours; the spec's budget (6) is the grid's
+    assert [r.label for r in rows] == ["grid", "random", "optuna-tpe", "tpe", "auto"]
     assert all(len(r.counts) == 2 and r.misses == 0 for r in rows)
     se.print_spread(landscape, 0.02)
     se.print_table(rows, landscape, seeds=2)
@@ -127,3 +128,22 @@ def test_the_recorded_landscape_covers_the_shipped_spec() -> None:
         assert se.Noise.of(landscape).cv > 0
     run = se.replay(loaded, landscape, strategy="random", seed=0, max_trials=len(grid) + 1)
     assert se.trials_to_hit(run, landscape.hits()) is not None
+
+
+def test_synthetic_landscapes_answer_by_their_shape_and_keep_the_recorded_baseline() -> None:
+    loaded = load_spec(se.SPEC)
+    recorded = se.Landscape.read(se.DATA)
+    cliff = se.synthetic_landscape(loaded, recorded, se.SYNTHETIC["ridge, infeasible cliff"])
+    assert cliff.grid_size == recorded.grid_size == 48
+    over = [p for p in cliff.points.values() if not p.baseline and p.config["n-parallel"] * p.config["n-batch"] > 4096]
+    assert over and all(p.outcome == "infeasible" and p.objective is None for p in over)
+    best = max(cliff.feasible(), key=lambda p: p.objective or 0.0)
+    assert best.config["n-parallel"] * best.config["n-batch"] == 4096 and best.config["threads"] == 2
+    baseline = [p for p in cliff.points.values() if p.baseline]
+    assert [p.hash for p in baseline] == [p.hash for p in recorded.points.values() if p.baseline]
+
+
+def test_the_synthetic_table_prints_every_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    se.print_synthetic(load_spec(se.SPEC), se.Landscape.read(se.DATA), seeds=1, tolerance=0.02)
+    out = capsys.readouterr().out
+    assert all(name in out for name in se.SYNTHETIC) and "optuna-tpe median/mean" in out
