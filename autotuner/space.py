@@ -157,28 +157,6 @@ class Space:
             if self.satisfies(config):
                 yield config
 
-    def neighbours(self, config: Config) -> list[Config]:
-        """Configs one step from ``config`` in one dimension, that satisfy the constraints.
-
-        A step is to the adjacent value of an ordered dimension (a numeric range or a list of numbers, as
-        written), or to any other value of an unordered one (strings, booleans). A continuous dimension has no
-        step: it keeps its value. Local search around the incumbent walks these (``autotuner.sampling``).
-        """
-        values = config.as_dict()
-        found: list[Config] = []
-        for name, dim in self.dimensions.items():
-            axis = dimension_values(dim)
-            if axis is None or name not in values or values[name] not in axis:
-                continue
-            at = axis.index(values[name])
-            ordered = all(isinstance(v, int | float) and not isinstance(v, bool) for v in axis)
-            steps = [axis[i] for i in (at - 1, at + 1) if 0 <= i < len(axis)] if ordered else axis[:at] + axis[at + 1 :]
-            for value in steps:
-                candidate = Config.of({**values, name: value})
-                if self.satisfies(candidate):
-                    found.append(candidate)
-        return found
-
     def count(self, limit: int = MAX_ENUMERATION) -> GridCount | None:
         """Sizes of a finite space; ``feasible`` is None when the grid is too big to enumerate."""
         total = self.grid_total()

@@ -50,8 +50,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import optuna  # noqa: E402
-
 from autotuner.launch.base import Deployment, Launcher, LaunchRequest  # noqa: E402
 from autotuner.results import ObjectiveRecord, Outcome, StudyResult, TrialRecord  # noqa: E402
 from autotuner.space import Config  # noqa: E402
@@ -61,8 +59,7 @@ from autotuner.validation import LoadedSpec, load_spec  # noqa: E402
 
 SPEC = REPO / "tuning_specs" / "smollm2-cpu.yaml"
 DATA = REPO / "benchmarks" / "data" / "smollm2-cpu-landscape.json"
-OPTUNA_TPE = "optuna-tpe"  # the comparison: Optuna's TPESampler as it comes, with our start-up size
-STRATEGIES = ("grid", "random", OPTUNA_TPE, "tpe", "auto")  # nsga2 is for several objectives: this spec has one
+STRATEGIES = ("grid", "random", "tpe", "auto")  # nsga2 is for several objectives: this spec has one
 TOLERANCE = 0.02  # "within 2% of the best feasible objective"
 TARGET_SHARE = 0.25  # the issue's target for auto: at most 25% of the grid (median)
 SEEDS = 20
@@ -355,17 +352,6 @@ def with_search(
     return dataclasses.replace(loaded, spec=spec)
 
 
-class OptunaTPEStudy(Study):
-    """The study with Optuna's multivariate TPE as it comes (random start-up, no local steps): the comparison
-    row that shows what ``autotuner.sampling.LocalSearchTPE`` buys over it."""
-
-    def _sampler(self) -> optuna.samplers.BaseSampler:
-        startup = min(10, max(4, 2 * len(self.distributions)))
-        return optuna.samplers.TPESampler(
-            seed=self.loaded.spec.search.seed, multivariate=True, n_startup_trials=startup, n_ei_candidates=64
-        )
-
-
 @dataclass(frozen=True)
 class Run:
     """One replayed study: what ``auto`` became, the configs measured in order, and the config it named best."""
@@ -387,7 +373,6 @@ def replay(
     max_trials: int | None,
     racing: bool = False,
     draw: Draw | None = None,
-    study_class: type[Study] = Study,
 ) -> Run:
     """Run the real Study on the landscape; nothing is launched and nothing is written.
 
@@ -400,7 +385,7 @@ def replay(
             loaded=spec, run_id="replay", out_dir=Path(scratch), launcher=_NoDeployment(), bench=_no_bench
         )
         run_trial = replay_trial(landscape, objective_name, log, draw)
-        study = study_class(spec, context, StudyOptions(timeout=3600.0), run_trial=run_trial)
+        study = Study(spec, context, StudyOptions(timeout=3600.0), run_trial=run_trial)
         result: StudyResult = study.run()
     best = result.ranking.best if result.ranking is not None else None
     if best is None:
@@ -459,19 +444,14 @@ def efficiency(
 ) -> list[Row]:
     """One row per strategy (and ``auto`` also at the spec's own budget, which is what a user gets by default)."""
     hits = landscape.hits(tolerance)
-    plans: list[tuple[str, str, int | None, type[Study]]] = [
-        (s, "tpe", budget, OptunaTPEStudy) if s == OPTUNA_TPE else (s, s, budget, Study) for s in strategies
-    ]
+    plans: list[tuple[str, str, int | None]] = [(s, s, budget) for s in strategies]
     spec_budget = loaded.spec.search.max_trials
     if "auto" in strategies and spec_budget is not None and spec_budget != budget:
-        plans.append((f"auto@{spec_budget}", "auto", spec_budget, Study))
+        plans.append((f"auto@{spec_budget}", "auto", spec_budget))
     rows = []
-    for label, strategy, limit, study_class in plans:
+    for label, strategy, limit in plans:
         began = time.monotonic()
-        runs = [
-            replay(loaded, landscape, strategy=strategy, seed=seed, max_trials=limit, study_class=study_class)
-            for seed in seeds
-        ]
+        runs = [replay(loaded, landscape, strategy=strategy, seed=seed, max_trials=limit) for seed in seeds]
         for run in runs:
             hashes = [r.config_hash for r in run.measured]
             if len(hashes) != len(set(hashes)):
@@ -626,7 +606,7 @@ def synthetic_landscape(
 
 
 def print_synthetic(loaded: LoadedSpec, recorded: Landscape, seeds: int, tolerance: float) -> None:
-    strategies = ("random", OPTUNA_TPE, "tpe")
+    strategies = ("random", "tpe")
     print(f"synthetic landscapes (made up; trials to within {tolerance:.0%} of the best, over {seeds} seeds):")
     print(f"  {'landscape':<24} {'hits':>4}  " + "  ".join(f"{s + ' median/mean':>22}" for s in strategies))
     for name, shape in SYNTHETIC.items():

@@ -91,8 +91,7 @@ def test_efficiency_rows_and_the_table(tmp_path: Path, capsys: pytest.CaptureFix
     loaded = small_spec(tmp_path)
     landscape = small_landscape(loaded)
     rows = se.efficiency(loaded, landscape, seeds=[0, 1], budget=landscape.grid_size)
-    # optuna-tpe: Optuna's sampler as it comes, the comparison for ours; the spec's budget (6) is the grid's
-    assert [r.label for r in rows] == ["grid", "random", "optuna-tpe", "tpe", "auto"]
+    assert [r.label for r in rows] == ["grid", "random", "tpe", "auto"]  # the spec's budget (6) is the grid's
     assert all(len(r.counts) == 2 and r.misses == 0 for r in rows)
     se.print_spread(landscape, 0.02)
     se.print_table(rows, landscape, seeds=2)
@@ -146,4 +145,4 @@ def test_synthetic_landscapes_answer_by_their_shape_and_keep_the_recorded_baseli
 def test_the_synthetic_table_prints_every_shape(capsys: pytest.CaptureFixture[str]) -> None:
     se.print_synthetic(load_spec(se.SPEC), se.Landscape.read(se.DATA), seeds=1, tolerance=0.02)
     out = capsys.readouterr().out
-    assert all(name in out for name in se.SYNTHETIC) and "optuna-tpe median/mean" in out
+    assert all(name in out for name in se.SYNTHETIC) and "tpe median/mean" in out
