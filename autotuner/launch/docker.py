@@ -51,6 +51,7 @@ from docker.models.containers import Container
 from docker.types import DeviceRequest
 from docker.types import Mount as DockerMount
 
+from ..atomic import held_signals
 from ..secrets import Masker
 from .base import Deployment, InfrastructureError, Launcher, LaunchRequest
 from .ownership import Owner, state_dir
@@ -418,18 +419,27 @@ class DockerLauncher(Launcher):
             (request.log_dir / f"{request.name}.engine.log").write_text(header, encoding="utf-8")
         except OSError as exc:
             raise InfrastructureError(f"cannot write engine logs into {request.log_dir}: {exc}") from None
-        container = self.create(spec)
-        deployment = DockerDeployment(request, self.client, container, spec)
+        # Ctrl-C and SIGTERM wait while the container is created and wrapped: one landing after the daemon created
+        # it but before the deployment existed left a container nobody removed (as the process launcher's Popen
+        # did). Delivered once the deployment exists, the interrupt removes it below, like any failure up to return.
+        deployment: DockerDeployment | None = None
         try:
-            container.start()
-        except _DOCKER_ERRORS as exc:
-            deployment.stop(grace=0)  # keeps the (empty) log and removes the container
-            deployment._append_notes([f"container did not start: {exc}"])
-            raise InfrastructureError(_start_failure(request, spec, exc)) from None
-        except BaseException:  # interrupted between create and start: nothing may stay behind
-            deployment.stop(grace=0)
+            with held_signals():
+                container = self.create(spec)
+                deployment = DockerDeployment(request, self.client, container, spec)
+            try:
+                container.start()
+            except _DOCKER_ERRORS as exc:
+                deployment.stop(grace=0)  # keeps the (empty) log and removes the container
+                deployment._append_notes([f"container did not start: {exc}"])
+                raise InfrastructureError(_start_failure(request, spec, exc)) from None
+            deployment._follow()
+        except InfrastructureError:
             raise
-        deployment._follow()
+        except BaseException:  # interrupted while the container was created or started: nothing may stay behind
+            if deployment is not None:
+                deployment.stop(grace=0)
+            raise
         return deployment
 
     def create(self, spec: ContainerSpec) -> Container:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import signal
 import site
 import sys
 import tarfile
@@ -37,6 +38,7 @@ from autotuner.launch.docker import (
     LABEL_NAME,
     LABEL_OWNER,
     LABEL_RUN,
+    ContainerSpec,
     DockerDeployment,
     DockerLauncher,
     container_name,
@@ -216,6 +218,24 @@ class TestDockerLauncher(LauncherContract):
             assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", attrs["Name"].lstrip("/"))
             wait_until_ready(deployment, request.profile, timeout=60)
         assert deployment.exit_code() == 0  # the sim exits cleanly on SIGTERM, even as PID 1
+
+    def test_an_interrupt_while_the_container_is_created_leaves_none(
+        self, launcher: DockerLauncher, tmp_path: Path
+    ) -> None:
+        """A real SIGINT to this process at the worst moment: the daemon has created the container, and the
+        launcher does not hold it yet. It is delivered once it does, and the container is removed."""
+
+        class InterruptedRightAfterCreate(DockerLauncher):
+            def create(self, spec: ContainerSpec) -> Container:
+                container = super().create(spec)
+                os.kill(os.getpid(), signal.SIGINT)
+                return container
+
+        interrupted = InterruptedRightAfterCreate(launcher.client)
+        with pytest.raises(KeyboardInterrupt):
+            interrupted.start(self.request(tmp_path))
+        assert our_containers(launcher.client) == []
+        assert (tmp_path / "logs" / "trial-0.engine.log").read_text(encoding="utf-8").startswith("# docker: image ")
 
     def test_log_is_streamed_while_the_engine_starts(self, launcher: DockerLauncher, tmp_path: Path) -> None:
         deployment = launcher.start(self.request(tmp_path, flags={"startup-delay": 30}))
