@@ -311,10 +311,11 @@ def print_table(outcomes: Sequence[Outcome], landscape: se.Landscape, tie_set: s
     print(
         "  ('never': the final named best is outside the tie-set; it counts as more trials than any budget. "
         "'reached': seeds whose study measured a config of the tie-set at all; 'baseline': seeds whose final "
-        "named best is the baseline (the study prefers it while no config is shown better); 'named/best': the "
+        "named best is the baseline (its mean, repeated by racing, was the best measured: the search found nothing "
+        "better); 'named/best': the "
         "median over seeds of the final named config's true mean over the best mean. "
-        "'racing: false (study)' is what the study names with racing off: its ranking, which prefers the baseline "
-        "among tied configs, not the best single value)"
+        "'racing: false (study)' is what the study names with racing off: its ranking's leader, the best mean, "
+        "which for single measurements is the best single value, so it matches plain)"
     )
     verdict = True
     for outcome in outcomes:
