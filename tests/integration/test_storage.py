@@ -147,7 +147,7 @@ def test_an_existing_study_is_refused_without_resume(tmp_path: Path) -> None:
 
 def test_resume_after_sigkill_of_the_tuner(tmp_path: Path, cleanup: object) -> None:
     """SIGKILL mid-trial: completed trials are kept and not re-measured; the interrupted config is measured."""
-    spec = write_spec(tmp_path, "sigkill-resume", "[1, 2, 4, 8]", scale=1.0, requests=12)
+    spec = write_spec(tmp_path, "sigkill-resume", "[1, 2, 4, 8]", scale=0.4, requests=12)
     db = tmp_path / "study.db"
     storage = f"sqlite:///{db}"
     log = (tmp_path / "first.log").open("w")
@@ -231,7 +231,7 @@ def test_two_workers_share_a_grid_study(tmp_path: Path, postgres: str) -> None:
 
 
 def test_a_dead_workers_trial_is_retried_by_another(tmp_path: Path, postgres: str, cleanup: object) -> None:
-    spec = write_spec(tmp_path, f"pg-death-{uuid.uuid4().hex[:6]}", "[1, 2, 4]", scale=1.0, requests=12)
+    spec = write_spec(tmp_path, f"pg-death-{uuid.uuid4().hex[:6]}", "[1, 2, 4]", scale=0.4, requests=12)
     args = ("--storage", postgres, "--resume", "--heartbeat", "2")
     victim = subprocess.Popen(
         command(spec, tmp_path / "reports-victim", *args),
