@@ -17,8 +17,8 @@ ranking the study itself would make (``estimates.ranking``, i.e. ``stats.race_ra
 of every feasible config: the configs the recording cannot tell apart from the best. Naming any of them is right;
 naming the one with the highest mean would be asking the tool to know more than the recording does.
 
-For each seed, the real Study runs the spec's strategy (``auto``) with a budget of 16 trials (12 searching, 4
-racing: the default share of 25%) on the noisy draws. After every measurement k, the named best is what the
+For each seed, the real Study runs the spec's strategy (``auto``) with a budget of 16 trials (13 searching, 3
+racing: the default share of 15%, rounded up) on the noisy draws. After every measurement k, the named best is what the
 study would name from its first k records (``estimates.race_state`` + ``estimates.ranking``, exactly what
 ``Study._choose_best`` does). Reported: (a) the median number of trials until the named best is in the true
 tie-set and stays there to the end (the baseline trial counted; a seed that ends outside counts as never), and
@@ -56,7 +56,7 @@ from autotuner.space import Config  # noqa: E402
 from autotuner.spec import TuningSpec  # noqa: E402
 from autotuner.validation import LoadedSpec, load_spec  # noqa: E402
 
-BUDGET = 16  # 12 searching + 4 racing (racing's default share, 25%)
+BUDGET = 16  # 13 searching + 3 racing (racing's default share, 15%, rounded up)
 TARGET_SHARE = se.TARGET_SHARE  # (a): the named best is settled in the tie-set within 25% of the grid (median)
 TOLERANCE = 0.05  # "practically as good as the best" for --tie-set equivalent (see ``equivalent``)
 TARGET_CORRECT = 0.90  # (b): the final named best is in the true tie-set for at least 90% of seeds
@@ -194,7 +194,7 @@ class Outcome:
 
 RACING = Method("racing (the study)", racing=True, namer="study")
 PLAIN = Method("plain (best single)", racing=False, namer="single")
-# What the study itself names with `racing: false` (its ranking, the baseline preferred when tied): shown beside
+# What the study itself names with `racing: false` (its ranking's leader, the best mean): shown beside
 # the baseline method because the two differ, and the README's "names the single best measurement" is plain's.
 RACING_OFF = Method("racing: false (study)", racing=False, namer="study")
 METHODS = (RACING, PLAIN, RACING_OFF)

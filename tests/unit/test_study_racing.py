@@ -90,7 +90,8 @@ def test_a_dominating_config_is_confirmed_once_and_named_alone(tmp_path: Path) -
         return 200.0 if c == {"n-parallel": 4, "threads": 2} else 50.0 + 10 * int(c["n-parallel"])  # type: ignore[call-overload]
 
     log: list[TrialRecord] = []
-    result = study(tmp_path, spec(tmp_path, "strategy: grid"), measured(truth, 0.03, 0, log))
+    # racing may take 3 repeats (50% of the 6-config grid): it stops after 2, once the best is separated
+    result = study(tmp_path, spec(tmp_path, "strategy: grid, racing: {share: 50%}"), measured(truth, 0.03, 0, log))
     assert len([r for r in log if r.repeat == 0]) == 6  # the whole grid once
     repeats = repeats_of(log)
     assert repeats["n-parallel=4,threads=2"] == 1  # one confirming repeat, then separated
