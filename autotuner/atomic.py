@@ -47,20 +47,35 @@ def _located(exc: OSError, path: Path) -> OSError:
 def _temporary(path: Path, mode: str) -> Iterator[tuple[Path, IO[Any]]]:
     """A new temporary file beside ``path``, open for writing (``mode`` ``w``: UTF-8 text, ``wb``: bytes); on any
     failure in the block, closing included (where a full disk shows), it is gone again."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
+    # Signals wait while the file is made and its name kept: an interrupt landing between the two left a stray
+    # temporary file (the fault suite's "SIGTERM while finishing" hit it once). Delivered at the end of the
+    # ``with``, it is already inside the ``try`` that removes the file.
+    temporary: Path | None = None
+    fd = -1
     try:
+        with held_signals():
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            temporary = Path(name)
         with os.fdopen(fd, mode, encoding="utf-8" if "b" not in mode else None) as handle:
+            fd = -1  # the handle owns it now
             yield temporary, handle
     except OSError as exc:  # a full disk: no stray temporary file, and the error names the file
-        temporary.unlink(missing_ok=True)
+        _remove(temporary, fd)
         located = _located(exc, path)
         if located is exc:
             raise
         raise located from exc
     except BaseException:  # an interrupt: no stray temporary file either
-        temporary.unlink(missing_ok=True)
+        _remove(temporary, fd)
         raise
+
+
+def _remove(temporary: Path | None, fd: int) -> None:
+    if fd >= 0:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    if temporary is not None:
+        temporary.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -70,11 +85,8 @@ def replacing(path: Path) -> Iterator[IO[str]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     with _temporary(path, "w") as (temporary, handle):
         yield handle
-    try:
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
+        handle.flush()  # a full disk shows here, before the rename, not when the handle closes after it
+        os.replace(temporary, path)  # inside the block: an interrupt right after the write still removes the file
 
 
 def replace_file(path: Path, content: str) -> None:
@@ -97,7 +109,8 @@ class Staging:
             self._made.append(path.parent)
         with _temporary(path, "wb") as (temporary, handle):
             handle.write(content.encode("utf-8") if isinstance(content, str) else content)
-        self._staged.append((temporary, path))
+            handle.flush()
+            self._staged.append((temporary, path))  # inside the block: a staged file is always discarded or committed
 
     def commit(self) -> None:
         with held_signals():
