@@ -1,6 +1,8 @@
 """A valid spec to mutate in tests (kept here, not read from tuning_specs/, so editing the shipped specs cannot
 silently change what the tests check)."""
 
+from autotuner.launch.base import Deployment, Launcher, LaunchRequest
+
 BASE = """\
 name: smollm2-cpu
 description: Tune llama.cpp serving SmolLM2-135M on CPU
@@ -37,3 +39,12 @@ def mutate(old: str, new: str, base: str = BASE) -> str:
     """``base`` with ``old`` replaced by ``new``; fails loudly if ``old`` is not there (a stale test case)."""
     assert old in base, f"test case is stale: {old!r} not in the base spec"
     return base.replace(old, new, 1)
+
+
+class NoLaunch(Launcher):
+    """A launcher for studies whose trials are made up (``Study.run_trial`` replaced): launching is a bug."""
+
+    kind = "none"
+
+    def start(self, request: LaunchRequest) -> Deployment:
+        raise AssertionError("nothing is launched: the trials' records are made up")

@@ -11,27 +11,19 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
-from autotuner.launch.base import Deployment, Launcher, LaunchRequest
 from autotuner.results import LevelRecord, ObjectiveRecord, SampleSet, TrialRecord
 from autotuner.space import Config
 from autotuner.study import Study, StudyOptions
 from autotuner.trial import TrialContext
 from autotuner.validation import load_spec_text
 
-from .specs import mutate
+from .specs import NoLaunch, mutate
 
 GRID = mutate(
     "search: {strategy: auto, max_trials: 6, timeout: 20m, seed: 0, baseline: {n-parallel: 1, threads: 2}}",
     "search: {strategy: grid, seed: 0, baseline: {n-parallel: 1, threads: 2, n-batch: 256}, racing: false}",
     mutate('constraints: ["n-parallel * threads <= 8"]\n', ""),
 )
-
-
-class NoLaunch(Launcher):
-    kind = "none"
-
-    def start(self, request: LaunchRequest) -> Deployment:
-        raise AssertionError("nothing is launched: the records are made up")
 
 
 def measured(

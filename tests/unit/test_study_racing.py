@@ -12,14 +12,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from autotuner.estimates import tie_summary
-from autotuner.launch.base import Deployment, Launcher, LaunchRequest
 from autotuner.results import ObjectiveRecord, StudyResult, TrialRecord
 from autotuner.space import Config
 from autotuner.study import Study, StudyOptions
 from autotuner.trial import TrialContext
 from autotuner.validation import LoadedSpec, load_spec_text
 
-from .specs import mutate
+from .specs import NoLaunch, mutate
 
 # 6 configs: n-parallel 1/2/4 x threads 1/2; baseline n-parallel=1,threads=1 (inside the grid).
 SMALL = mutate(
@@ -27,13 +26,6 @@ SMALL = mutate(
     "",
     mutate("baseline: {n-parallel: 1, threads: 2}", "baseline: {n-parallel: 1, threads: 1}"),
 )
-
-
-class NoLaunch(Launcher):
-    kind = "none"
-
-    def start(self, request: LaunchRequest) -> Deployment:
-        raise AssertionError("nothing is launched: measurements come from known distributions")
 
 
 BASELINE = "n-parallel=1,threads=1"
