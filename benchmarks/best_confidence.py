@@ -10,11 +10,13 @@ replayed, and compares it with plain single-measurement selection (the highest s
     python benchmarks/best_confidence.py --seeds 5 --budget 24
 
 What is replayed: the recorded landscape of ``benchmarks/sample_efficiency.py`` (every config of the embedded
-default's grid, measured in several passes). Its truth is each config's mean; its noise is each config's own recorded
-relative residuals (``sample_efficiency.Noise``; the pooled ones for a config measured fewer than 3 times): a
-replayed measurement is the config's mean times ``1 + e``, ``e`` drawn (seeded) from those residuals. The true best's tie-set is the
+default's grid, measured in several passes). Its noise is each config's own record (``sample_efficiency.Noise``): a
+replayed measurement misses the SLOs as often as the config's recorded ones did, and otherwise is the mean of its
+feasible values times ``1 + e``, ``e`` drawn (seeded) from its own relative residuals (the pooled ones for a config
+with fewer than 3 feasible values). The true best's tie-set is the
 ranking the study itself would make (``estimates.ranking``, i.e. ``stats.race_ranking``) on all recorded values
-of every feasible config: the configs the recording cannot tell apart from the best. Naming any of them is right;
+of every feasible config (``sample_efficiency.FEASIBLE_RULE``): the configs the recording cannot tell apart from the
+best. Naming any of them is right;
 naming the one with the highest mean would be asking the tool to know more than the recording does.
 
 For each seed, the real Study runs the spec's strategy (``auto``) with a budget of 16 trials (13 searching, 3
@@ -86,13 +88,13 @@ def true_ranking(loaded: LoadedSpec, landscape: se.Landscape) -> RankingRecord:
 
 
 def equivalent(landscape: se.Landscape, tolerance: float) -> set[str]:
-    """The configs whose recorded mean is within ``tolerance`` of the best mean: practically as good as it.
+    """The configs whose true objective (``sample_efficiency.OBJECTIVE_RULE``) is within ``tolerance`` of the best's.
 
     The stricter truth (``--tie-set equivalent``) beside the default statistical tie-set: a config within a few
-    percent of the best mean is what a user would accept as the best, whatever the recording can tell apart.
+    percent of the best is what a user would accept as the best, whatever the recording can tell apart.
     (With the noise pooled over all configs, the statistical tie-set held most of the grid, the baseline
-    included; with each config's own spread, as the study now estimates it, it holds the 7 two-thread configs
-    the recording cannot tell from the best.)"""
+    included; with each config's own spread, as the study now estimates it, it holds the 9 two-thread configs
+    the recording cannot tell from the best: all 8 with 4 parallel slots, and one more.)"""
     feasible = landscape.feasible()
     best = feasible[0].objective or 0.0
     return {p.hash for p in feasible if (p.objective or 0.0) >= best * (1.0 - tolerance)}
@@ -174,7 +176,7 @@ class Outcome:
         return sum(1 for f in self.final if baseline is not None and f == baseline)
 
     def worth(self, landscape: se.Landscape) -> float:
-        """Median over seeds of the final named config's true mean relative to the best mean (0 for none).
+        """Median over seeds of the final named config's true objective relative to the best's (0 for none).
 
         Beside the tie-set's yes/no, how much a user following the advice gets: under noise this uneven the
         tie-set keeps configs whose spread is wide whatever their mean, and leaves out steady ones close below
@@ -313,7 +315,7 @@ def print_table(outcomes: Sequence[Outcome], landscape: se.Landscape, tie_set: s
         "'reached': seeds whose study measured a config of the tie-set at all; 'baseline': seeds whose final "
         "named best is the baseline (its mean, repeated by racing, was the best measured: the search found nothing "
         "better); 'named/best': the "
-        "median over seeds of the final named config's true mean over the best mean. "
+        "median over seeds of the final named config's true objective over the best's. "
         "'racing: false (study)' is what the study names with racing off: its ranking's leader, the best mean, "
         "which for single measurements is the best single value, so it matches plain)"
     )
@@ -346,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=("statistical", "equivalent"),
         default="statistical",
         help="the truth to score against: the study's own statistical tie-set on the recorded values (default, "
-        "the issue's definition), or the configs within --tolerance of the best mean",
+        "the issue's definition), or the configs within --tolerance of the best true objective",
     )
     parser.add_argument("--tolerance", type=float, default=TOLERANCE)
     args = parser.parse_args(argv)
@@ -363,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     tie_set = set(truth.tie_set) if args.tie_set == "statistical" else equivalent(landscape, args.tolerance)
     if args.tie_set == "equivalent":
         names = ", ".join(sorted(se._config_id(landscape.points[h]) for h in tie_set))
-        print(f"scored against the configs within {args.tolerance:.0%} of the best mean ({len(tie_set)}): {names}")
+        print(f"scored against the configs within {args.tolerance:.0%} of the best ({len(tie_set)}): {names}")
     outcomes = evaluate(
         loaded,
         landscape,
