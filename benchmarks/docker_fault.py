@@ -7,22 +7,19 @@ does) removes the containers the stopped daemon left, so no container of the run
 The daemon is a private ``dockerd`` started here (its own data root, exec root, socket and pid file, no bridge,
 no iptables), so stopping it can never hit a daemon anyone else uses; it is stopped by its PID. The engine image
 is built ``FROM scratch`` with nearly nothing in it, and the host's Python and this repository come in through
-read-only bind mounts, as in ``tests/integration/test_docker_launcher.py``. The spec cannot name such mounts (a
-spec mounts only its model folder), so the tool runs with one seam: a bootstrap that adds them to every launch
-request. Everything else is the real CLI and the real docker launcher.
+read-only bind mounts (``tests/integration/host_image.py``, shared with the Docker launcher tests). The spec
+cannot name such mounts (a spec mounts only its model folder), so the tool runs with one seam: a bootstrap that
+adds them to every launch request. Everything else is the real CLI and the real docker launcher.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
 import signal
-import site
 import subprocess
 import sys
-import tarfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,9 +28,10 @@ from pathlib import Path
 from faults import SLOW_LEVEL, TRIAL_1_BENCH, Row, settle
 from sandbox import Sandbox, spec_text
 
+from tests.integration.host_image import build_context, host_paths
+
 REPO = Path(__file__).resolve().parents[1]
 IMAGE = "autotuner-reliability-engine:local"
-_TOP_LEVEL_LINKS = ("bin", "lib", "lib32", "lib64", "libx32")
 FAULT = "Docker daemon stopped mid-run"
 
 MOUNTS = """
@@ -55,45 +53,8 @@ tune.launcher_for = launcher_for
 
 
 def host_mounts() -> list[str]:
-    """Host folders that let the host's Python and this project run in an empty image, at the same paths."""
-    candidates = [Path("/usr")]
-    candidates += [Path("/", name) for name in _TOP_LEVEL_LINKS if Path("/", name).is_dir()]
-    candidates = [p for p in candidates if not p.is_symlink()]
-    candidates += [Path(sys.base_prefix), Path(sys.prefix), *map(Path, site.getsitepackages()), REPO]
-    paths = {p.absolute() for p in candidates if p.exists()} | {p.resolve() for p in candidates if p.exists()}
-    chosen: list[Path] = []
-    for path in sorted(paths, key=lambda p: len(p.parts)):
-        if not any(path.is_relative_to(parent) for parent in chosen):
-            chosen.append(path)
-    return [str(p) for p in chosen]
-
-
-def _context() -> io.BytesIO:
-    """A build context: ``FROM scratch`` plus a tarball of mount points, /tmp and merged-/usr links."""
-    rootfs = io.BytesIO()
-    with tarfile.open(fileobj=rootfs, mode="w") as tar:
-
-        def add(name: str, kind: bytes, mode: int = 0o755, data: bytes = b"", link: str = "") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data)
-            tar.addfile(info, io.BytesIO(data) if data else None)
-
-        for folder in ("usr", "etc", "root", "dev", "proc", "sys", "run", "var", "sbin"):
-            add(folder, tarfile.DIRTYPE)
-        add("tmp", tarfile.DIRTYPE, 0o1777)
-        for name in _TOP_LEVEL_LINKS:
-            if Path("/", name).is_symlink():
-                add(name, tarfile.SYMTYPE, link=os.readlink(Path("/", name)))
-        add("etc/passwd", tarfile.REGTYPE, 0o644, b"root:x:0:0:root:/root:/bin/sh\n")
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        files = {"Dockerfile": b"FROM scratch\nADD rootfs.tar /\nWORKDIR /tmp\n", "rootfs.tar": rootfs.getvalue()}
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    context.seek(0)
-    return context
+    """Host folders that let the host's Python and this project run in the empty image, at the same paths."""
+    return [str(path) for path in host_paths(REPO)]
 
 
 @dataclass
@@ -203,7 +164,7 @@ def _docker_stopped(box: Sandbox, daemon: PrivateDaemon, started: float) -> list
     import docker
 
     client = docker.DockerClient(base_url=daemon.url, timeout=30)
-    client.images.build(fileobj=_context(), custom_context=True, tag=IMAGE, rm=True, forcerm=True)
+    client.images.build(fileobj=build_context(), custom_context=True, tag=IMAGE, rm=True, forcerm=True)
     name = "rel-docker-stopped"
     engine = (
         f"{{runtime: sim, launcher: docker, image: '{IMAGE}', python: {sys.executable}, "

@@ -12,13 +12,10 @@ missing daemon is a failure: CI must not go green by testing nothing.
 
 from __future__ import annotations
 
-import io
 import os
 import re
 import signal
-import site
 import sys
-import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -46,6 +43,7 @@ from autotuner.launch.docker import (
 )
 
 from .engine_http import chat
+from .host_image import build_context, host_paths
 from .launcher_contract import LauncherContract, run_owner_and_kill_it
 
 REPO = Path(__file__).resolve().parents[2]
@@ -53,9 +51,6 @@ IMAGE = "autotuner-test-engine:local"
 # One run id per test session, inherited by the owner process of the reaping test (it imports this module), so
 # the finalizers below find and remove every container this session started, by label.
 RUN_ID = os.environ.setdefault("AUTOTUNER_DOCKER_TEST_RUN", f"docker-test-{uuid.uuid4().hex[:8]}")
-# /sbin stays a real folder in the image: Docker's init is mounted at /sbin/docker-init, which a link into the
-# host's /usr (where it is /usr/bin/docker-init, or absent) would hide.
-_TOP_LEVEL_LINKS = ("bin", "lib", "lib32", "lib64", "libx32")
 
 
 def in_ci() -> bool:
@@ -63,62 +58,13 @@ def in_ci() -> bool:
 
 
 def host_mounts() -> tuple[Mount, ...]:
-    """Read-only mounts that let the host's Python and this project run inside an empty image, at the same paths.
-
-    ``/usr`` (libc, libstdc++, libgomp), top-level library folders that are real folders on this host (on a
-    merged-/usr host they are links, recreated in the image), the Python installation and its virtual
-    environment, site-packages wherever they are, and the repository (an editable install points at it).
-    """
-    candidates = [Path("/usr")]
-    candidates += [Path("/", name) for name in _TOP_LEVEL_LINKS if Path("/", name).is_dir()]
-    candidates = [p for p in candidates if not p.is_symlink()]
-    candidates += [Path(sys.base_prefix), Path(sys.prefix), *map(Path, site.getsitepackages()), REPO]
-    paths = {p.absolute() for p in candidates if p.exists()} | {p.resolve() for p in candidates if p.exists()}
-    chosen: list[Path] = []
-    for path in sorted(paths, key=lambda p: len(p.parts)):
-        if not any(path.is_relative_to(parent) for parent in chosen):
-            chosen.append(path)
-    return tuple(Mount(source=path, target=str(path), read_only=True) for path in chosen)
-
-
-def rootfs_tar() -> bytes:
-    """The image's only content: mount points, a writable /tmp, users for getpwuid, merged-/usr links."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-
-        def add(name: str, kind: bytes, mode: int = 0o755, data: bytes = b"", link: str = "") -> None:
-            info = tarfile.TarInfo(name)
-            info.type, info.mode, info.linkname, info.size = kind, mode, link, len(data)
-            tar.addfile(info, io.BytesIO(data) if data else None)
-
-        for folder in ("usr", "etc", "root", "dev", "proc", "sys", "run", "var", "sbin"):
-            add(folder, tarfile.DIRTYPE)
-        add("tmp", tarfile.DIRTYPE, 0o1777)
-        add("var/tmp", tarfile.DIRTYPE, 0o1777)
-        for name in _TOP_LEVEL_LINKS:
-            host = Path("/", name)
-            if host.is_symlink():
-                add(name, tarfile.SYMTYPE, link=os.readlink(host))
-        add(
-            "etc/passwd", tarfile.REGTYPE, 0o644, b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n"
-        )
-        add("etc/group", tarfile.REGTYPE, 0o644, b"root:x:0:\nnogroup:x:65534:\n")
-    return buffer.getvalue()
+    """Read-only mounts that let the host's Python and this project run inside the empty image, at the same paths."""
+    return tuple(Mount(source=path, target=str(path), read_only=True) for path in host_paths(REPO))
 
 
 def build_engine_image(client: docker.DockerClient) -> str:
-    """Build IMAGE with the Docker SDK from a two-line Dockerfile and the tarball above (ADD unpacks it)."""
-    context = io.BytesIO()
-    with tarfile.open(fileobj=context, mode="w") as tar:
-        files = {
-            "Dockerfile": b'FROM scratch\nADD rootfs.tar /\nLABEL autotuner.test="engine image"\nWORKDIR /tmp\n',
-            "rootfs.tar": rootfs_tar(),
-        }
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    context.seek(0)
+    """Build IMAGE with the Docker SDK from a two-line Dockerfile and a tarball of mount points (``host_image``)."""
+    context = build_context(label='autotuner.test="engine image"')
     image, _ = client.images.build(fileobj=context, custom_context=True, tag=IMAGE, rm=True, forcerm=True)
     return str(image.id)
 

@@ -41,7 +41,8 @@ from autotuner.engines import image_help
 from autotuner.engines.help_text import EngineHelp, parse_help
 
 from .engine_venvs import require_python, unavailable
-from .test_docker_launcher import docker_client, rootfs_tar
+from .host_image import rootfs_tar
+from .test_docker_launcher import docker_client
 
 __all__ = ["docker_client"]  # a fixture of the docker launcher tests: a client, or a skip (a failure in CI)
 
