@@ -616,6 +616,7 @@ def _log2(value: Any) -> float:
 # Made-up shapes over the spec's grid, to check that a sampler tuned on the recorded landscape did not just learn
 # that landscape: an optimum inside the grid, the "more of everything" corner, and a ridge along parallelism x batch
 # that ends at an infeasible cliff (memory, in real engines). Noise-free, like the recorded replay.
+BASELINE_DEFAULTS: dict[str, Any] = {"n-batch": 2048}  # what the baseline leaves to the engine: llama.cpp's default
 SYNTHETIC: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
     "interior optimum": lambda c: (
         100 - 8 * (_log2(c["n-batch"]) - 9.5) ** 2 - 10 * (_log2(c["n-parallel"]) - 1.2) ** 2 + 5 * float(c["threads"])
@@ -634,12 +635,20 @@ SYNTHETIC: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
 def synthetic_landscape(
     loaded: LoadedSpec, recorded: Landscape, shape: Callable[[Mapping[str, Any]], float | None]
 ) -> Landscape:
-    """The spec's grid answered by ``shape`` (None: infeasible); the baseline keeps its recorded result."""
+    """The spec's grid answered by ``shape`` (None: infeasible), and the baseline too.
+
+    The baseline sets no n-batch (the engine's default, 2048 in llama.cpp: ``BASELINE_DEFAULTS``), so the shape
+    answers it with that filled in. Not its recorded result: that is on the recording's scale, not the shape's,
+    and could land anywhere on it (within 2% of one shape's best, once the recording's truth changed)."""
     points = []
     for config in loaded.space.grid():
         value = shape(config.as_dict())
         points.append(Point(config.as_dict(), config.hash, "feasible" if value is not None else "infeasible", value))
-    points.extend(p for p in recorded.points.values() if p.baseline and p.hash not in {q.hash for q in points})
+    grid = {q.hash for q in points}
+    for base in (p for p in recorded.points.values() if p.baseline and p.hash not in grid):
+        value = shape({**BASELINE_DEFAULTS, **base.config})
+        outcome: Outcome = "feasible" if value is not None else "infeasible"
+        points.append(Point(base.config, base.hash, outcome, value, baseline=True))
     return Landscape.of(points, len(points) - sum(1 for p in points if p.baseline))
 
 

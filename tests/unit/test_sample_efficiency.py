@@ -132,7 +132,9 @@ def test_the_recorded_landscape_covers_the_shipped_spec() -> None:
     assert se.trials_to_hit(run, landscape.hits()) is not None
 
 
-def test_synthetic_landscapes_answer_by_their_shape_and_keep_the_recorded_baseline() -> None:
+def test_synthetic_landscapes_answer_by_their_shape_the_baseline_too() -> None:
+    """The baseline (n-batch left to llama.cpp's default, 2048) is answered by the shape, on the shape's scale:
+    its recorded throughput landed within 2% of one shape's best, which made that shape's figure 1 trial."""
     loaded = load_spec(se.SPEC)
     recorded = se.Landscape.read(se.DATA)
     cliff = se.synthetic_landscape(loaded, recorded, se.SYNTHETIC["ridge, infeasible cliff"])
@@ -143,6 +145,11 @@ def test_synthetic_landscapes_answer_by_their_shape_and_keep_the_recorded_baseli
     assert best.config["n-parallel"] * best.config["n-batch"] == 4096 and best.config["threads"] == 2
     baseline = [p for p in cliff.points.values() if p.baseline]
     assert [p.hash for p in baseline] == [p.hash for p in recorded.points.values() if p.baseline]
+    assert baseline[0].objective == pytest.approx(60 + 0.01 * 1 * 2048 + 4 * 2)  # n-parallel=1, threads=2
+    for name, shape in se.SYNTHETIC.items():
+        land = se.synthetic_landscape(loaded, recorded, shape)
+        base = next(p for p in land.points.values() if p.baseline)
+        assert base.hash not in land.hits(), f"{name}: the baseline alone would be a hit"
 
 
 def test_the_synthetic_table_prints_every_shape(capsys: pytest.CaptureFixture[str]) -> None:
