@@ -13,11 +13,10 @@ What is replayed: the recorded landscape of ``benchmarks/sample_efficiency.py`` 
 default's grid, measured in several passes). Its noise is each config's own record (``sample_efficiency.Noise``): a
 replayed measurement misses the SLOs as often as the config's recorded ones did, and otherwise is the mean of its
 feasible values times ``1 + e``, ``e`` drawn (seeded) from its own relative residuals (the pooled ones for a config
-with fewer than 3 feasible values). The true best's tie-set is the
-ranking the study itself would make (``estimates.ranking``, i.e. ``stats.race_ranking``) on all recorded values
-of every feasible config (``sample_efficiency.FEASIBLE_RULE``): the configs the recording cannot tell apart from the
-best. Naming any of them is right;
-naming the one with the highest mean would be asking the tool to know more than the recording does.
+with fewer than 3 feasible values). The true best's tie-set is the ranking the study itself would make
+(``estimates.ranking``, i.e. ``stats.race_ranking``) on all recorded values of every feasible config
+(``sample_efficiency.FEASIBLE_RULE``): the configs the recording cannot tell apart from the best. Naming any of
+them is right; naming the one with the highest mean would be asking the tool to know more than the recording does.
 
 For each seed, the real Study runs the spec's strategy (``auto``) with a budget of 16 trials (13 searching, 3
 racing: the default share of 15%, rounded up) on the noisy draws. After every measurement k, the named best is what the

@@ -72,6 +72,11 @@ OBJECTIVE_RULE = "a feasible config's objective is the median of its feasible va
 RunTrial = Callable[..., TrialRecord]
 
 
+def met(value: float | None, outcome: str) -> bool:
+    """Whether one recorded measurement met the SLOs (and so has an objective value)."""
+    return outcome == "feasible" and value is not None
+
+
 # ---------------------------------------------------------------------------------------------------- the landscape
 @dataclass(frozen=True)
 class Point:
@@ -89,7 +94,7 @@ class Point:
     @property
     def measurements(self) -> tuple[float, ...]:
         """The feasible values (the objective alone when the point was built without its values)."""
-        known = tuple(v for v, o in zip(self.values, self.outcomes, strict=True) if o == "feasible" and v is not None)
+        known = tuple(v for v, o in zip(self.values, self.outcomes, strict=True) if met(v, o) and v is not None)
         if known:
             return known
         return (self.objective,) if self.objective is not None else ()
@@ -102,13 +107,14 @@ def summarize(values: Sequence[float | None], outcomes: Sequence[str]) -> tuple[
     are added, and those did not. On this 2-core machine a two-thread config "collapses" now and then (3-40
     tok/s, often missing the SLOs) when something else takes a core; a rule that counts any miss made more
     two-thread configs infeasible with every pass (in the order recorded: 1 of 25 after one pass, 6 after two, 9
-    after four, 12 after seven), so the truth depended on how long one recorded. A majority settles. Among the feasible values a collapse is an outlier
-    that moves a 5-value mean by ~15%, far more than the 2% tolerance; the median is what the config typically
-    does. (``FEASIBLE_RULE``, ``OBJECTIVE_RULE``; the README shows the figures under the old rule too.)"""
+    after four, 12 after seven), so the truth depended on how long one recorded. A majority settles. Among the
+    feasible values a collapse is an outlier that moves a 5-value mean by ~15%, far more than the 2% tolerance;
+    the median is what the config typically does. (``FEASIBLE_RULE``, ``OBJECTIVE_RULE``; the README shows the
+    figures under the old rule too.)"""
     if len(values) != len(outcomes) or not values:
         raise ValueError(f"{len(values)} values but {len(outcomes)} outcomes")
-    ok = [v for v, o in zip(values, outcomes, strict=True) if o == "feasible" and v is not None]
-    bad = next((i for i, o in enumerate(outcomes) if o != "feasible" or values[i] is None), None)
+    ok = [v for v, o in zip(values, outcomes, strict=True) if met(v, o) and v is not None]
+    bad = next((i for i, (v, o) in enumerate(zip(values, outcomes, strict=True)) if not met(v, o)), None)
     if 2 * len(ok) <= len(values):
         assert bad is not None  # fewer than half feasible: some measurement missed
         outcome: Outcome = "failed" if outcomes[bad] == "failed" else "infeasible"
@@ -211,9 +217,7 @@ class Landscape:
     def flaky(self) -> list[Point]:
         """Configs feasible in some measurements and not in others (counted by ``FEASIBLE_RULE``)."""
         return [
-            p
-            for p in self.points.values()
-            if len({o == "feasible" and v is not None for v, o in zip(p.values, p.outcomes, strict=True)}) > 1
+            p for p in self.points.values() if len({met(v, o) for v, o in zip(p.values, p.outcomes, strict=True)}) > 1
         ]
 
 
@@ -306,10 +310,10 @@ class Noise:
 
         Whatever the truth counts the config as: a config feasible in most passes still misses now and then, and
         one infeasible in most passes still meets the SLOs now and then; a study meets both."""
-        missed = sum(1 for v, o in zip(point.values, point.outcomes, strict=True) if o != "feasible" or v is None)
-        if not point.values or missed == 0:
-            return point.outcome != "feasible" and not point.values
-        return random.Random(f"{seed}/{point.hash}/{repeat}/outcome").random() < missed / len(point.values)
+        missed = sum(1 for v, o in zip(point.values, point.outcomes, strict=True) if not met(v, o))
+        return missed > 0 and random.Random(f"{seed}/{point.hash}/{repeat}/outcome").random() < missed / len(
+            point.values
+        )
 
     def draw(self, seed: int) -> Draw:
         """One seed's replayed measurements: an SLO miss as often as recorded; else a value around the config's
@@ -317,7 +321,7 @@ class Noise:
 
         def measure(point: Point, repeat: int) -> Measured:
             known = point.measurements
-            if self.misses(point, seed, repeat) or not known:
+            if self.misses(point, seed, repeat) or not known:  # not known: infeasible, built without its values
                 failed = point.outcome == "failed" or "failed" in point.outcomes
                 reason = point.reason or "missed the SLOs in the recording"
                 return Measured("failed" if failed else "infeasible", None, reason)
