@@ -67,6 +67,7 @@ SEEDS = 20
 DATA_VERSION = 2  # what ``record`` writes
 READABLE_VERSIONS = (1, 2)  # 1: one measurement per config (and a few repeats beside); 2: every measurement
 FEASIBLE_RULE = "a config is feasible when most of its measurements were (a strict majority)"
+OLD_RULE = "the old rule: infeasible if any measurement missed, else the mean"  # --old-rule, for comparison
 OBJECTIVE_RULE = "a feasible config's objective is the median of its feasible values"
 
 RunTrial = Callable[..., TrialRecord]
@@ -90,6 +91,7 @@ class Point:
     baseline: bool = False
     values: tuple[float | None, ...] = ()  # every measurement, in recording order (None: infeasible or failed)
     outcomes: tuple[str, ...] = ()  # the outcome of each measurement
+    passes: tuple[str, ...] = ()  # the recording pass of each measurement (version 2)
 
     @property
     def measurements(self) -> tuple[float, ...]:
@@ -105,9 +107,9 @@ def summarize(values: Sequence[float | None], outcomes: Sequence[str]) -> tuple[
 
     Why a majority and a median, not "infeasible once, infeasible" and a mean: the truth should settle as passes
     are added, and those did not. On this 2-core machine a two-thread config "collapses" now and then (3-40
-    tok/s, often missing the SLOs) when something else takes a core; a rule that counts any miss made more
-    two-thread configs infeasible with every pass (in the order recorded: 1 of 25 after one pass, 6 after two, 9
-    after four, 12 after seven), so the truth depended on how long one recorded. A majority settles. Among the
+    tok/s, often missing the SLOs) when something else takes a core; a rule that counts any miss (``OLD_RULE``)
+    made more configs infeasible with every pass (``Landscape.infeasible_by_passes``: 1, 1, 6, 6, 9, 11, 12, 12
+    over the eight passes), so the truth depended on how long one recorded. A majority settles. Among the
     feasible values a collapse is an outlier that moves a 5-value mean by ~15%, far more than the 2% tolerance;
     the median is what the config typically does. (``FEASIBLE_RULE``, ``OBJECTIVE_RULE``; the README shows the
     figures under the old rule too.)"""
@@ -122,6 +124,14 @@ def summarize(values: Sequence[float | None], outcomes: Sequence[str]) -> tuple[
     return "feasible", statistics.median(ok), bad
 
 
+def summarize_old(values: Sequence[float | None], outcomes: Sequence[str]) -> tuple[Outcome, float | None]:
+    """``OLD_RULE``: what the landscape's truth was before ``summarize``'s rule, kept to print its figures."""
+    bad = next((o for v, o in zip(values, outcomes, strict=True) if not met(v, o)), None)
+    if bad is not None:
+        return ("failed" if bad == "failed" else "infeasible"), None
+    return "feasible", math.fsum(v for v in values if v is not None) / len(values)
+
+
 @dataclass(frozen=True)
 class Landscape:
     """Every config a study of the spec can measure, with its recorded result, keyed by config hash."""
@@ -131,6 +141,7 @@ class Landscape:
     repeats: tuple[tuple[str, float | None, float | None], ...] = ()  # v1 only: (config id, in the grid, again)
     passes: tuple[str, ...] = ()  # v2: the recording passes, in order
     version: int = DATA_VERSION
+    recorded_order: tuple[str, ...] = ()  # v2: the passes by the date they were recorded
 
     @classmethod
     def of(cls, points: Sequence[Point], grid_size: int) -> Landscape:
@@ -172,10 +183,13 @@ class Landscape:
                     baseline=c.get("baseline", False),
                     values=values,
                     outcomes=outcomes,
+                    passes=tuple(str(name) for name in c.get("passes", ())),
                 )
             )
-        passes = tuple(str(p["name"]) for p in data.get("passes", []))
-        return cls({p.hash: p for p in points}, int(data["grid_size"]), (), passes, 2)
+        rows = data.get("passes", [])
+        passes = tuple(str(p["name"]) for p in rows)
+        by_date = tuple(str(p["name"]) for p in sorted(rows, key=lambda p: str(p.get("date") or "")))
+        return cls({p.hash: p for p in points}, int(data["grid_size"]), (), passes, 2, by_date)
 
     @classmethod
     def _read_v1(cls, data: dict[str, Any]) -> Landscape:
@@ -213,6 +227,30 @@ class Landscape:
         """Hashes of the configs whose objective is within ``tolerance`` of the best (the best included)."""
         floor = self.best * (1.0 - tolerance)
         return {p.hash for p in self.feasible() if (p.objective or 0.0) >= floor}
+
+    def under_old_rule(self) -> Landscape:
+        """The same measurements judged by ``OLD_RULE`` (``--old-rule``)."""
+        points = {}
+        for h, p in self.points.items():
+            outcome, objective = summarize_old(p.values, p.outcomes) if p.values else (p.outcome, p.objective)
+            points[h] = dataclasses.replace(p, outcome=outcome, objective=objective)
+        return dataclasses.replace(self, points=points)
+
+    def infeasible_by_passes(self) -> list[tuple[int, int]]:
+        """After the first k passes (in recording order): how many configs ``OLD_RULE`` and ``FEASIBLE_RULE``
+        count infeasible. The old rule's count only grows with k; a rule for the truth should settle."""
+        counts = []
+        for k in range(1, len(self.recorded_order) + 1):
+            seen = set(self.recorded_order[:k])
+            old = new = 0
+            for p in self.points.values():
+                kept = [(v, o) for v, o, name in zip(p.values, p.outcomes, p.passes, strict=True) if name in seen]
+                if kept:
+                    values, outcomes = [v for v, _o in kept], [o for _v, o in kept]
+                    old += summarize_old(values, outcomes)[0] != "feasible"
+                    new += summarize(values, outcomes)[0] != "feasible"
+            counts.append((old, new))
+        return counts
 
     def flaky(self) -> list[Point]:
         """Configs feasible in some measurements and not in others (counted by ``FEASIBLE_RULE``)."""
@@ -528,6 +566,13 @@ def print_spread(landscape: Landscape, tolerance: float) -> None:
             + (f" ({len(flaky)} missed the SLOs only sometimes, {kept} of them counted feasible)" if flaky else "")
             + f"; {OBJECTIVE_RULE}"
         )
+        if landscape.recorded_order and all(p.passes for p in landscape.points.values()):
+            growth = landscape.infeasible_by_passes()
+            print(
+                "  configs infeasible after the first 1, 2, ... passes in recording order: "
+                f"by the old rule {', '.join(str(old) for old, _new in growth)}; "
+                f"by the majority {', '.join(str(new) for _old, new in growth)}"
+            )
         noise = Noise.of(landscape)
         repeated = sum(1 for p in feasible if len(p.measurements) > 1)
         print(
@@ -920,6 +965,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--synthetic", action="store_true", help="also replay three made-up landscapes (a check against overfitting)"
     )
+    parser.add_argument("--old-rule", action="store_true", help=f"judge the recording by {OLD_RULE} (for comparison)")
     args = parser.parse_args(argv)
 
     if args.command == "record":
@@ -932,6 +978,9 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore")  # optuna's ExperimentalWarning for multivariate TPE, once per replay
     landscape = Landscape.read(args.data)
+    if args.old_rule:
+        landscape = landscape.under_old_rule()
+        print(f"truth by {OLD_RULE}")
     loaded = load_spec(SPEC)
     budget = args.budget or landscape.grid_size + 1
     print_spread(landscape, args.tolerance)

@@ -302,3 +302,23 @@ def test_record_refuses_passes_that_miss_grid_configs(tmp_path: Path) -> None:
     partial.write_text(json.dumps(data))
     with pytest.raises(SystemExit, match="measured in no pass"):
         se.record([partial], tmp_path / "out.json", load="idle")
+
+
+def test_the_old_rule_is_kept_for_comparison_and_its_infeasible_count_only_grows(tmp_path: Path) -> None:
+    """``--old-rule`` judges the same measurements by "infeasible if any missed, else the mean"; the table of
+    infeasible configs after each pass shows why it was left: one miss in any later pass and a config is out."""
+    flaky = "n-batch=256,n-parallel=4,threads=2"
+    first = _pass(tmp_path, "pass-a", lambda _id: 30.0)
+    second = _pass(tmp_path, "pass-b", lambda i: None if i == flaky else 36.0)
+    third = _pass(tmp_path, "pass-c", lambda _id: 39.0)
+    out = tmp_path / "landscape.json"
+    se.record([first, second, third], out, load="idle")
+    land = se.Landscape.read(out)
+    by_id = {se._config_id(p): p for p in land.points.values()}
+    assert by_id[flaky].outcome == "feasible" and by_id[flaky].objective == 34.5  # 2 of 3 met: median of 30, 39
+    old = land.under_old_rule()
+    assert {se._config_id(p): p for p in old.points.values()}[flaky].outcome == "infeasible"
+    plain = "n-batch=256,n-parallel=1,threads=1"
+    assert by_id[plain].objective == 36.0  # the median of 30, 36, 39
+    assert {se._config_id(p): p for p in old.points.values()}[plain].objective == pytest.approx(35.0)  # their mean
+    assert land.infeasible_by_passes() == [(0, 0), (1, 1), (1, 0)]  # old: stays out; majority: back in
