@@ -194,7 +194,9 @@ class Study:
 
         The incumbent and every config not yet shown worse (the tie-set) are re-measured one round at a time, in
         an order that alternates between rounds so drift hits them alike (``stats.next_repeats``); configs shown
-        worse are never repeated; ``search.repeats`` is a floor for the best and its tie-set. Several workers race
+        worse are never repeated; ``search.repeats`` is a floor for the best and its tie-set. A config whose
+        measurements split evenly between meeting and missing the SLOs is raced as if it counted, so a leader whose
+        repeat missed gets the measurement that decides (``estimates.counts``). Several workers race
         together: each repeat is claimed like a trial (``<config hash>#r<k>``), so none is measured twice.
         """
         self.start()
@@ -205,7 +207,7 @@ class Study:
         policy = policy_for(spec)
         while time.monotonic() < self.deadline:
             records = self._all_records()
-            state = race_state(spec, records)
+            state = race_state(spec, records, undecided=True)
             _measured, running, _waiting = self._census()
             used = len(records) + len(running)
             left = self._race_left(used)
@@ -229,7 +231,7 @@ class Study:
                 if time.monotonic() >= self.deadline or self._race_left(len(self._all_records())) <= 0:
                     break
                 first = next(r for r in records if r.config_hash == config_hash)
-                repeat = len(state.values[config_hash])
+                repeat = sum(1 for r in records if r.config_hash == config_hash)
                 record = self._repeat(Config.of(first.config), repeat, baseline=first.baseline)
                 if record is not None:
                     done.append(record)
@@ -615,8 +617,8 @@ class Study:
     def _choose_best(self) -> None:
         """The best config and its tie-set over every measurement (one objective), else the best single trial.
 
-        One objective: ``estimates.ranking`` (the rule racing stops on) names the best among the configs whose
-        every measurement met the SLOs; its first measurement is ``best_trial``. Several objectives: the best
+        One objective: ``estimates.ranking`` (the rule racing stops on) names the best among the configs most of
+        whose measurements met the SLOs; its first such measurement is ``best_trial``. Several objectives: the best
         feasible trial by the first objective (its Pareto-optimal peers are in the report).
         """
         spec = self.loaded.spec

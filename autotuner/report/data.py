@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..estimates import counts
 from ..results import Environment, LevelRecord, StudyResult, TrialRecord
 from . import series
 from .comparison import BaselineComparison, simple_comparison
@@ -171,11 +172,11 @@ def _sort_key(trial: TrialRecord, best: TrialRecord | None, maximize: bool) -> t
 
 
 def _flaky(result: StudyResult) -> frozenset[str]:
-    """Configs feasible on one measurement and not on another: never recommended (see estimates.race_state)."""
-    outcomes: dict[str, set[str]] = {}
+    """Configs feasible on some measurements but not on most: not recommended (``estimates.counts``)."""
+    measured: dict[str, list[bool]] = {}
     for trial in result.trials:
-        outcomes.setdefault(trial.config_hash, set()).add(trial.outcome)
-    return frozenset(h for h, seen in outcomes.items() if "feasible" in seen and len(seen) > 1)
+        measured.setdefault(trial.config_hash, []).append(trial.outcome == "feasible" and trial.objective is not None)
+    return frozenset(h for h, met in measured.items() if any(met) and not counts(sum(met), len(met)))
 
 
 def _rows(

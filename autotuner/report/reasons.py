@@ -92,7 +92,7 @@ def loss(
     """Why ``trial`` is not ``best``: the outcome decides which kind of reason applies.
 
     With a ranking (``ties``), a feasible trial can lose without a lower value: it is another measurement of the
-    best config, its config missed the SLOs on another measurement (``flaky``), or it is tied with the best and
+    best config, its config missed the SLOs on at least half of its measurements (``flaky``), or it is tied with the best and
     the tie-break chose the other one."""
     if best is not None and trial.number == best.number:
         return Loss("best", "best", _limits(trial))
@@ -100,7 +100,7 @@ def loss(
         if trial.config_hash == best.config_hash:
             return Loss("repeat", f"another measurement of the best config (repeat {trial.repeat})")
         if trial.config_hash in flaky:
-            return Loss("flaky", "not recommended: another measurement of this config missed the SLOs")
+            return Loss("flaky", "not recommended: it missed the SLOs in at least half of its measurements")
         if ties is not None and trial.config_hash in ties.tie_set:
             estimate = ties.estimate(trial.config_hash)
             p = f", p={estimate.p_value:.2f}" if estimate is not None and estimate.p_value is not None else ""

@@ -11,7 +11,7 @@ import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from autotuner.estimates import tie_summary
+from autotuner.estimates import counts, tie_summary
 from autotuner.results import ObjectiveRecord, StudyResult, TrialRecord
 from autotuner.space import Config
 from autotuner.study import Study, StudyOptions
@@ -221,11 +221,36 @@ def test_a_config_that_misses_the_slos_on_a_repeat_is_not_recommended(tmp_path: 
         return 100.0 if c["n-parallel"] == 4 else 40.0
 
     log: list[TrialRecord] = []
-    result = study(tmp_path, spec(tmp_path, "strategy: grid"), measured(truth, 0.02, 0, log))
+    result = study(tmp_path, spec(tmp_path, "strategy: grid, racing: {share: 50%}"), measured(truth, 0.02, 0, log))
     best = result.best()
     assert best is not None and best.config_id == "n-parallel=4,threads=1"
     assert result.ranking is not None
     assert all(e.config_id != "n-parallel=4,threads=2" for e in result.ranking.estimates)
+    # 1 of 2 is undecided: the third measurement decided (1 of 3), and a config that mostly misses is not raced on
+    assert calls["n"] == 3
+
+
+def test_a_leader_that_misses_the_slos_once_is_measured_again_and_kept_by_the_majority(tmp_path: Path) -> None:
+    """A two-thread llama.cpp config on 2 cores now and then collapses and misses the SLOs; one such miss on its
+    first repeat must not demote the best config: the next measurement decides, and its values that met count."""
+    calls = {"n": 0}
+
+    def truth(c: Mapping[str, object]) -> float | None:
+        if c == {"n-parallel": 4, "threads": 2}:
+            calls["n"] += 1
+            return None if calls["n"] == 2 else 200.0  # met, missed (a collapse), met, ...
+        return 100.0 if c["n-parallel"] == 4 else 40.0
+
+    log: list[TrialRecord] = []
+    result = study(tmp_path, spec(tmp_path, "strategy: grid, racing: {share: 50%}"), measured(truth, 0.02, 0, log))
+    best = result.best()
+    assert best is not None and best.config_id == "n-parallel=4,threads=2" and best.repeat == 0
+    assert calls["n"] >= 3
+    assert result.ranking is not None
+    estimate = next(e for e in result.ranking.estimates if e.config_id == "n-parallel=4,threads=2")
+    met = [r for r in log if r.config_id == "n-parallel=4,threads=2" and r.outcome == "feasible"]
+    assert len(estimate.values) == len(met) == calls["n"] - 1  # the values that met the SLOs, the miss left out
+    assert [r.repeat for r in log if r.config_id == "n-parallel=4,threads=2"] == list(range(calls["n"]))
 
 
 def test_trials_carry_dashboard_attributes(tmp_path: Path) -> None:
@@ -240,3 +265,10 @@ def test_trials_carry_dashboard_attributes(tmp_path: Path) -> None:
     for trial in trials:
         assert {"config_id", "outcome", "reason", "stages", "levels"} <= set(trial.user_attrs)
         assert trial.user_attrs["outcome"] == "feasible" and trial.user_attrs["config_id"].startswith("n-parallel=")
+
+
+def test_a_config_counts_when_most_of_its_measurements_met_the_slos() -> None:
+    assert counts(1, 1) and counts(2, 3) and counts(3, 5)
+    assert not counts(1, 2) and not counts(0, 1) and not counts(1, 3)
+    assert counts(1, 2, undecided=True) and counts(2, 4, undecided=True)  # an even split: raced, not named
+    assert not counts(1, 3, undecided=True) and not counts(0, 0, undecided=True)

@@ -200,7 +200,20 @@ def test_a_config_that_missed_the_slos_on_a_repeat_is_flaky() -> None:
     data = build_report(result)
     row = next(r for r in data.trials if r.number == 2)
     assert row.loss.kind == "flaky" and row.mean is None
+    assert row.loss.summary == "not recommended: it missed the SLOs in at least half of its measurements"
     assert data.headline.tie_note == "better than every other config at 95% confidence"
+
+
+def test_a_config_that_met_the_slos_in_most_measurements_is_not_flaky() -> None:
+    """2 of 3 met: the config counts (estimates.counts), so its row loses on its merits, not as flaky."""
+    result = sample_study()
+    miss = trial(6, {"n-parallel": 2, "threads": 1}, [level(1, 40.0, 2.9, over=0.3)])
+    again = trial(7, {"n-parallel": 2, "threads": 1}, [level(1, 95.0, 0.2)])
+    result.trials.append(miss.model_copy(update={"config_hash": "c000000002", "repeat": 1}))
+    result.trials.append(again.model_copy(update={"config_hash": "c000000002", "repeat": 2}))
+    result = with_ranking(result, tie_set=["c000000001"], separated=True)
+    row = next(r for r in build_report(result).trials if r.number == 2)
+    assert row.loss.kind != "flaky"
 
 
 def test_without_a_ranking_there_are_no_intervals() -> None:
