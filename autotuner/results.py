@@ -193,6 +193,15 @@ class StudyResult(_Model):
     def baseline(self) -> TrialRecord | None:
         return next((t for t in self.trials if t.number == self.baseline_trial), None)
 
+    def missed(self, config_hash: str) -> int:
+        """How many measurements of a config did not meet the SLOs: a config counts while most of its measurements
+        met them (``estimates.counts``), and the headline says when the best one missed some."""
+        return sum(
+            1
+            for t in self.trials
+            if t.config_hash == config_hash and not (t.outcome == "feasible" and t.objective is not None)
+        )
+
     def write(self, path: Path) -> None:
         """Atomically (a reader never sees half a file), with NaN written as null (JSON has no NaN).
 

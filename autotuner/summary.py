@@ -31,8 +31,10 @@ def summarize(result: StudyResult) -> str:
         if ranking is not None and estimate is not None:
             interval = estimate.interval
             if interval.low is not None and interval.high is not None:
+                missed = result.missed(best.config_hash)
+                also = f" ({missed} more missed the SLOs)" if missed else ""
                 lines.append(
-                    f"    {estimate.mean:.4g} over {len(estimate.values)} measurement(s), "
+                    f"    {estimate.mean:.4g} over {len(estimate.values)} measurement(s){also}, "
                     f"{ranking.confidence:.0%} interval {interval.low:.4g}-{interval.high:.4g}"
                 )
             lines.append(f"  {tie_summary(ranking, baseline.config_hash if baseline is not None else None)}")

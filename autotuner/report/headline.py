@@ -57,6 +57,7 @@ class Headline:
     outcomes: tuple[tuple[str, int], ...]  # ("feasible", 12), ("failed", 2), ...
     trials: int
     elapsed: float | None  # seconds from the study's start to its end
+    best_missed: int = 0  # the best config's measurements that missed the SLOs (left out of its mean)
 
     @property
     def summary(self) -> str:
@@ -134,6 +135,7 @@ def build_headline(
         outcomes=tuple(sorted(outcomes.items(), key=lambda kv: OUTCOME_ORDER.get(kv[0], 4))),
         trials=len(result.trials),
         elapsed=_elapsed(result.started, result.finished),
+        best_missed=result.missed(best.config_hash) if best is not None else 0,
     )
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from autotuner.report import build_report
+from autotuner.report import build_report, render_markdown
 from autotuner.report.data import launcher_of
 from autotuner.report.headline import objective_info
 from autotuner.results import ObjectiveRecord, StudyResult
+from autotuner.summary import summarize
 
 from .factory import large_study, level, sample_study, study, trial, with_ranking
 
@@ -202,6 +203,19 @@ def test_a_config_that_missed_the_slos_on_a_repeat_is_flaky() -> None:
     assert row.loss.kind == "flaky" and row.mean is None
     assert row.loss.summary == "not recommended: it missed the SLOs in at least half of its measurements"
     assert data.headline.tie_note == "better than every other config at 95% confidence"
+
+
+def test_the_headline_says_when_the_best_config_missed_the_slos_on_a_measurement() -> None:
+    """The best config counts by the majority of its measurements; the miss left out of its mean is said."""
+    result = ranked_study()
+    miss = trial(7, {"n-parallel": 4, "threads": 2}, [level(1, 20.0, 2.9, over=0.3)])
+    result.trials.append(miss.model_copy(update={"config_hash": "c000000001", "repeat": 2}))
+    assert result.missed("c000000001") == 1 and result.missed("c000000002") == 0
+    data = build_report(result)
+    assert data.headline.best_measurements == 2 and data.headline.best_missed == 1
+    assert "mean of 2 measurements (1 more missed the SLOs)" in render_markdown(data, {})
+    assert "over 2 measurement(s) (1 more missed the SLOs)" in summarize(result)
+    assert build_report(ranked_study()).headline.best_missed == 0
 
 
 def test_a_config_that_met_the_slos_in_most_measurements_is_not_flaky() -> None:
