@@ -233,7 +233,7 @@ def _estimate(values: list[float], within: Sequence[Interval] | None, confidence
 
 # --------------------------------------------------------------------------------------------------- records
 def _feasible(records: Sequence[TrialRecord]) -> list[TrialRecord]:
-    return [r for r in records if r.outcome == "feasible" and r.objective is not None]
+    return [r for r in records if r.met_slos]
 
 
 def _objective_level(record: TrialRecord, index: int) -> LevelRecord | None:

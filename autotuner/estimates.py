@@ -11,10 +11,10 @@ Two places where the numbers meet the statistics of ``autotuner.stats``:
 
 A config counts in the ranking while most of its measurements met the SLOs (``counts``), with the values of those
 that did. On a loaded machine a config that is fine most of the time now and then "collapses" (a two-thread
-llama.cpp run on 2 cores fell to 3-40 tok/s; the recorded landscape's two-thread configs missed the SLOs in 17
-of 178 measurements, the one-thread ones in none of 168); dropping it
-for one such miss made racing demote the true best whenever its repeat was the unlucky one, and the recorded
-landscape's truth is the same majority (``benchmarks/sample_efficiency.py``). An even split is undecided: it does
+llama.cpp run on 2 cores fell to 3-40 tok/s; the recorded landscape's two-thread configs missed the SLOs in 17 of
+178 measurements, the one-thread ones in none of 168); dropping it for one such miss made racing demote the true
+best whenever its repeat was the unlucky one, and the recorded landscape's truth is the same majority
+(``benchmarks/sample_efficiency.py``). An even split is undecided: it does
 not count in the result, but racing measures such a config again when it would lead, and the next measurement
 decides. A config that met the SLOs in fewer than half of its measurements is not recommended.
 """
@@ -84,7 +84,6 @@ class RaceState:
     within: dict[str, list[Interval]] | None  # within-run intervals scaled to each value, when every one has one
     trials: dict[str, list[int]]
     config_ids: dict[str, str]
-    excluded: list[str]  # why configs were left out (most of their measurements missed the SLOs or failed)
 
 
 def race_state(spec: TuningSpec, records: Sequence[TrialRecord], *, undecided: bool = False) -> RaceState:
@@ -98,13 +97,10 @@ def race_state(spec: TuningSpec, records: Sequence[TrialRecord], *, undecided: b
     complete_within = True
     trials: dict[str, list[int]] = {}
     ids: dict[str, str] = {}
-    excluded: list[str] = []
     metric = spec.objective[0].metric.name
     for config_hash, measured in by_config.items():
-        met = [r for r in measured if r.outcome == "feasible" and r.objective is not None]
+        met = [r for r in measured if r.met_slos]
         if not counts(len(met), len(measured), undecided=undecided):
-            if met:
-                excluded.append(f"{measured[0].config_id}: met the SLOs in {len(met)} of {len(measured)} measurements")
             continue
         measured = met
         values[config_hash] = [float(r.objective or 0.0) for r in measured]
@@ -115,7 +111,7 @@ def race_state(spec: TuningSpec, records: Sequence[TrialRecord], *, undecided: b
             within[config_hash] = [s for s in scaled if s is not None]
         else:
             complete_within = False
-    return RaceState(values, within if complete_within else None, trials, ids, excluded)
+    return RaceState(values, within if complete_within else None, trials, ids)
 
 
 def policy_for(spec: TuningSpec) -> RacePolicy:

@@ -122,6 +122,11 @@ class TrialRecord(_Model):
     def objective(self) -> float | None:
         return self.objectives[0].value if self.objectives else None
 
+    @property
+    def met_slos(self) -> bool:
+        """This measurement met the SLOs and has an objective value: what the ranking counts."""
+        return self.outcome == "feasible" and self.objective is not None
+
 
 class EstimateRecord(_Model):
     """One config's objective over all its measurements (first + repeats) with its interval."""
@@ -196,11 +201,7 @@ class StudyResult(_Model):
     def missed(self, config_hash: str) -> int:
         """How many measurements of a config did not meet the SLOs: a config counts while most of its measurements
         met them (``estimates.counts``), and the headline says when the best one missed some."""
-        return sum(
-            1
-            for t in self.trials
-            if t.config_hash == config_hash and not (t.outcome == "feasible" and t.objective is not None)
-        )
+        return sum(1 for t in self.trials if t.config_hash == config_hash and not t.met_slos)
 
     def write(self, path: Path) -> None:
         """Atomically (a reader never sees half a file), with NaN written as null (JSON has no NaN).

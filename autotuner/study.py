@@ -230,9 +230,8 @@ class Study:
             for config_hash in todo:
                 if time.monotonic() >= self.deadline or self._race_left(len(self._all_records())) <= 0:
                     break
-                first = next(r for r in records if r.config_hash == config_hash)
-                repeat = sum(1 for r in records if r.config_hash == config_hash)
-                record = self._repeat(Config.of(first.config), repeat, baseline=first.baseline)
+                earlier = [r for r in records if r.config_hash == config_hash]  # its repeat number: all of them
+                record = self._repeat(Config.of(earlier[0].config), len(earlier), baseline=earlier[0].baseline)
                 if record is not None:
                     done.append(record)
         return done
@@ -622,7 +621,7 @@ class Study:
         feasible trial by the first objective (its Pareto-optimal peers are in the report).
         """
         spec = self.loaded.spec
-        feasible = [r for r in self.result.trials if r.outcome == "feasible" and r.objective is not None]
+        feasible = [r for r in self.result.trials if r.met_slos]
         if not feasible:
             self.result.best_trial = None
             self.result.ranking = None

@@ -78,7 +78,6 @@ def true_ranking(loaded: LoadedSpec, landscape: se.Landscape) -> RankingRecord:
         within=None,
         trials={p.hash: list(range(len(p.measurements))) for p in feasible},
         config_ids={p.hash: se._config_id(p) for p in feasible},
-        excluded=[],
     )
     ranked = ranking(loaded.spec, state)
     if ranked is None:  # not reachable with feasible configs; keeps the type honest

@@ -175,7 +175,7 @@ def _flaky(result: StudyResult) -> frozenset[str]:
     """Configs feasible on some measurements but not on most: not recommended (``estimates.counts``)."""
     measured: dict[str, list[bool]] = {}
     for trial in result.trials:
-        measured.setdefault(trial.config_hash, []).append(trial.outcome == "feasible" and trial.objective is not None)
+        measured.setdefault(trial.config_hash, []).append(trial.met_slos)
     return frozenset(h for h, met in measured.items() if any(met) and not counts(sum(met), len(met)))
 
 

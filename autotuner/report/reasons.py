@@ -92,8 +92,8 @@ def loss(
     """Why ``trial`` is not ``best``: the outcome decides which kind of reason applies.
 
     With a ranking (``ties``), a feasible trial can lose without a lower value: it is another measurement of the
-    best config, its config missed the SLOs on at least half of its measurements (``flaky``), or it is tied with the best and
-    the tie-break chose the other one."""
+    best config, its config missed the SLOs in at least half of its measurements (``flaky``), or it is tied with
+    the best and the tie-break chose the other one."""
     if best is not None and trial.number == best.number:
         return Loss("best", "best", _limits(trial))
     if best is not None and trial.outcome == "feasible":
