@@ -114,7 +114,9 @@ def next_repeats(
     how many more measurements may be made. ``reference`` (the baseline config) is measured until it has
     ``confirm_repeats`` values, tied or not: the best is reported relative to it, and one unlucky measurement of
     it (a two-thread llama.cpp run that collapsed to a quarter of its speed) would make the headline's gain a
-    measure of that luck. It comes right after the leader when the budget cannot take the whole round.
+    measure of that luck. Until it has them it comes right after the leader when the budget cannot take the
+    whole round; after them it queues like any tied config (least measured first), so a short budget is not
+    spent on a baseline far below the leaders while a contender measured once is named.
     """
     if min_repeats < 1 or policy.max_repeats < 1 or policy.confirm_repeats < 1:
         raise ValueError("min_repeats, max_repeats and confirm_repeats must be >= 1")
@@ -135,7 +137,13 @@ def next_repeats(
     if len(need) > budget_left:  # the leader, the reference, the least measured, the closest to it (highest p)
         priority = sorted(
             need,
-            key=lambda k: (k != ranking.leader, k != reference, counts[k], -ranking.p_values.get(k, 1.0), str(k)),
+            key=lambda k: (
+                k != ranking.leader,
+                k != reference or counts[k] >= policy.confirm_repeats,  # the reference's place: its confirm repeats
+                counts[k],
+                -ranking.p_values.get(k, 1.0),
+                str(k),
+            ),
         )
         need = priority[:budget_left]
     order = sorted(need, key=str)  # a stable order, so that alternating it really reverses the previous round

@@ -172,3 +172,13 @@ def test_the_baseline_is_measured_again_before_racing_stops() -> None:
     tight = {"a": [100.0], "b": [99.0], "baseline": [50.0]}
     assert next_repeats(tight, 1, reference="baseline") == ["a"]  # the leader first when the budget is short
     assert next_repeats(tight, 2, reference="baseline") == ["a", "baseline"]
+
+
+def test_a_confirmed_baseline_does_not_take_a_short_budget_from_the_contenders() -> None:
+    """Once the baseline has its confirming repeat it queues like any tied config: a short budget goes to the
+    leader and to the config least measured, not to a third look at the baseline (a replay of the CPU default
+    spent two of four repeats on a baseline far below the leaders, and named a config measured once)."""
+    state = {"a": [141.0, 90.7], "b": [114.4], "baseline": [53.7, 75.4]}
+    assert next_repeats(state, 2, reference="baseline") == ["a", "b"]  # before: ["a", "baseline"]
+    state = {"a": [141.0], "b": [114.4], "baseline": [53.7]}
+    assert next_repeats(state, 2, reference="baseline") == ["a", "baseline"]  # its confirming repeat still comes first
