@@ -197,6 +197,40 @@ def test_racing_names_the_true_best_more_often_than_plain_selection(tmp_path: Pa
     assert racing >= 17 and racing > plain, (racing, plain)  # 17 and 15 of 20 when written (noise pooled)
 
 
+def test_known_noise_is_seeded_and_spreads_each_config_as_told(tmp_path: Path) -> None:
+    """The synthetic landscapes' noise: keyed by (seed, config, repeat) like the recorded one, centred on the true
+    mean, and with each config's own spread (a steady config must not borrow an erratic one's)."""
+    loaded = small_spec(tmp_path)
+    land = landscape(loaded, {Config.of(BEST).id: 100.0}, (1.0,))
+    noise = bc.KnownNoise(lambda c: 0.10 if int(c["threads"]) == 2 else 0.0)
+    best = land.points[Config.of(BEST).hash]  # threads=2: spreads 10%
+    steady = land.points[Config.of(RUNNER_UP).hash]  # threads=1: no spread
+    draws = [noise.draw(7)(best, repeat).objective or 0.0 for repeat in range(400)]
+    assert draws == [noise.draw(7)(best, repeat).objective for repeat in range(400)]
+    assert draws != [noise.draw(8)(best, repeat).objective for repeat in range(400)]
+    mean = sum(draws) / len(draws)
+    sd = math.sqrt(sum((d - mean) ** 2 for d in draws) / (len(draws) - 1))
+    assert abs(mean - 100.0) < 2.0 and 8.5 < sd < 11.5, (mean, sd)
+    assert {noise.draw(7)(steady, repeat).objective for repeat in range(20)} == {40.0}
+
+
+def test_the_synthetic_table_scores_each_landscape_against_its_known_truth(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--synthetic``: one row per landscape and budget, racing and plain on the same seeds, right meaning within
+    3% of the true best mean (7 steady configs in the first landscape, 3 in the second)."""
+    loaded = load_spec(se.SPEC)
+    recorded = se.Landscape.read(se.DATA)
+    bc.print_synthetic(loaded, recorded, seeds=2, budgets=[6])
+    rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.startswith("  ") and "/2 (" in line]
+    assert len(rows) == len(bc.SYNTHETIC) == 2
+    assert [row[-6] for row in rows] == ["7", "3"]  # configs within 3% of the best
+    assert all(row[-5] == "6" for row in rows)  # the budget
+    steady = se.synthetic_landscape(loaded, recorded, bc.SYNTHETIC[0].shape)
+    best = max(steady.feasible(), key=lambda p: p.objective or 0.0)
+    assert best.config["threads"] == 1 and best.config["n-parallel"] == 4 and best.config["n-batch"] == 1024
+
+
 def test_a_version_1_landscape_still_reads(tmp_path: Path) -> None:
     config = {"config": {"n-parallel": 1, "threads": 2}, "hash": "d1d8b53b38", "id": "n-parallel=1,threads=2"}
     data = {
