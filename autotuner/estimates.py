@@ -30,6 +30,7 @@ from .results import EstimateRecord, IntervalRecord, LevelRecord, RankingRecord,
 from .spec import SLO, TuningSpec
 from .stats import Interval, RacePolicy, Ranking, race_ranking, statistic_interval, throughput_interval
 from .stats.racing import noise
+from .wording import few
 
 TIE_BREAK = (
     "the config with the best mean over its measurements (the most likely best); the other tied configs follow "
@@ -180,7 +181,8 @@ def _within(record: TrialRecord, metric: str) -> Interval | None:
 
 def tie_summary(result_ranking: RankingRecord | None, baseline: str | None = None) -> str:
     """The headline's words: "best: X; Y and Z are within noise of it" (or "separated from every other config"),
-    and whether the baseline (config hash ``baseline``) is among the tied: then no gain over it is established."""
+    and whether the baseline (config hash ``baseline``) is among the tied: then no gain over it is established.
+    Beyond three tied configs the rest are counted ("... and 17 more"): callers list every one below it."""
     if result_ranking is None:
         return "no config met the SLOs"
     names = {e.config_hash: e.config_id for e in result_ranking.estimates}
@@ -188,9 +190,8 @@ def tie_summary(result_ranking: RankingRecord | None, baseline: str | None = Non
     others = [names.get(h, h) for h in result_ranking.tie_set if h != result_ranking.best]
     if not others:
         return f"best: {best}, separated from every other config ({result_ranking.confidence:.0%} confidence)"
-    listed = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
     verb = "is" if len(others) == 1 else "are"
-    text = f"best: {best}; {listed} {verb} within noise of it"
+    text = f"best: {best}; {few(others)} {verb} within noise of it"
     if baseline is not None and baseline != result_ranking.best and baseline in result_ranking.tie_set:
         text += " (the baseline among them: no gain over it is established; measure more to tell them apart)"
     return text

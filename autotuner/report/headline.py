@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..metric import parse_metric
 from ..results import StudyResult, TrialRecord
+from ..wording import few
 from .reasons import level_key, misses
 from .ties import Ties
 
@@ -149,7 +150,7 @@ def _tie_note(ties: Ties | None, best: TrialRecord) -> str:
     if not others:
         return f"not yet shown better than every other config at {ties.confidence:.0%} confidence"
     return (
-        f"tied at {ties.confidence:.0%} confidence with {len(others)} other config(s): {', '.join(others)}; "
+        f"tied at {ties.confidence:.0%} confidence with {len(others)} other config(s): {few(others)}; "
         f"chosen by the tie-break ({ties.tie_break})"
     )
 
