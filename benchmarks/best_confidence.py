@@ -93,8 +93,9 @@ def equivalent(landscape: se.Landscape, tolerance: float) -> set[str]:
     The stricter truth (``--tie-set equivalent``) beside the default statistical tie-set: a config within a few
     percent of the best is what a user would accept as the best, whatever the recording can tell apart.
     (With the noise pooled over all configs, the statistical tie-set held most of the grid, the baseline
-    included; with each config's own spread, as the study now estimates it, it holds the 9 two-thread configs
-    the recording cannot tell from the best: all 8 with 4 parallel slots, and one more.)"""
+    included; with each config's own spread, as the study now estimates it, it holds the 8 configs with
+    4 parallel slots and 2 threads, which the recording cannot tell from the best (9 after eight passes: one
+    more with a single slot).)"""
     feasible = landscape.feasible()
     best = feasible[0].objective or 0.0
     return {p.hash for p in feasible if (p.objective or 0.0) >= best * (1.0 - tolerance)}

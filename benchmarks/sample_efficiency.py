@@ -108,8 +108,8 @@ def summarize(values: Sequence[float | None], outcomes: Sequence[str]) -> tuple[
     Why a majority and a median, not "infeasible once, infeasible" and a mean: the truth should settle as passes
     are added, and those did not. On this 2-core machine a two-thread config "collapses" now and then (3-40
     tok/s, often missing the SLOs) when something else takes a core; a rule that counts any miss (``OLD_RULE``)
-    made more configs infeasible with every pass (``Landscape.infeasible_by_passes``: 1, 1, 6, 6, 9, 11, 12, 12
-    over the eight passes), so the truth depended on how long one recorded. A majority settles. Among the
+    made more configs infeasible with every pass (``Landscape.infeasible_by_passes``: 1, 1, 6, 6, 9, 11, 12, 12,
+    12, 12 over the ten passes), so the truth depended on how long one recorded. A majority settles. Among the
     feasible values a collapse is an outlier that moves a 5-value mean by ~15%, far more than the 2% tolerance;
     the median is what the config typically does. (``FEASIBLE_RULE``, ``OBJECTIVE_RULE``; the README shows the
     figures under the old rule too.)"""
