@@ -255,3 +255,18 @@ def test_a_feasible_level_never_appears_as_a_reason() -> None:
 
 def test_an_unknown_objective_metric_is_shown_without_a_unit() -> None:
     assert objective_info("maximize joules_per_token").unit == ""
+
+
+def test_a_large_tie_set_is_counted_in_the_confidence_line() -> None:
+    """A noisy study can tie twenty configs with its best: the headline names three and counts the rest (the
+    trial table marks every one of them)."""
+    result = sample_study()
+    for number, slots in enumerate((3, 5, 6, 7), start=7):
+        levels = [level(1, 80.0 + number, 0.3), level(4, 100.0 + number, 1.0, 0.04, 3.5)]
+        result.trials.append(trial(number, {"n-parallel": slots, "threads": 1}, levels))
+    tied = [t.config_hash for t in result.trials if t.outcome == "feasible" and t.config_hash != "c000000001"]
+    data = build_report(with_ranking(result, tie_set=["c000000001", *tied]))
+    note = data.headline.tie_note
+    assert note.startswith(f"tied at 95% confidence with {len(tied)} other config(s): "), note
+    assert f" and {len(tied) - 3} more; chosen by the tie-break" in note, note
+    assert sum(1 for r in data.trials if r.in_tie_set) == len(tied) + 1
