@@ -96,9 +96,7 @@ def equivalent(landscape: se.Landscape, tolerance: float) -> set[str]:
     included; with each config's own spread, as the study now estimates it, it holds the 8 configs with
     4 parallel slots and 2 threads, which the recording cannot tell from the best (9 after eight passes: one
     more with a single slot).)"""
-    feasible = landscape.feasible()
-    best = feasible[0].objective or 0.0
-    return {p.hash for p in feasible if (p.objective or 0.0) >= best * (1.0 - tolerance)}
+    return landscape.hits(tolerance)
 
 
 def _baseline_hash(spec: TuningSpec) -> str | None:
@@ -182,8 +180,7 @@ def print_synthetic(loaded: LoadedSpec, recorded: se.Landscape, seeds: int, budg
     print(f"  {'landscape':<30} {'right':>5} {'budget':>6} {'racing':>14} {'plain':>14}")
     for synthetic in SYNTHETIC:
         land = se.synthetic_landscape(loaded, recorded, synthetic.shape)
-        best = land.best
-        right = {p.hash for p in land.feasible() if (p.objective or 0.0) >= best * (1.0 - SYNTHETIC_TOLERANCE)}
+        right = land.hits(SYNTHETIC_TOLERANCE)
         for budget in budgets:
             racing, plain = evaluate(
                 loaded, land, right, seeds=range(seeds), budget=budget, methods=(RACING, PLAIN), noise=synthetic.noise
@@ -203,7 +200,7 @@ def named_by_study(spec: TuningSpec, records: Sequence[TrialRecord]) -> list[str
     named: list[str | None] = []
     for k in range(1, len(records) + 1):
         prefix = records[:k]
-        feasible = [r for r in prefix if r.outcome == "feasible" and r.objective is not None]
+        feasible = [r for r in prefix if r.met_slos]
         if not feasible:
             named.append(None)
             continue
@@ -221,7 +218,7 @@ def named_by_single(records: Sequence[TrialRecord], direction: str = "maximize")
     named: list[str | None] = []
     best: TrialRecord | None = None
     for record in records:
-        if record.outcome == "feasible" and record.objective is not None:
+        if record.outcome == "feasible" and record.objective is not None:  # met_slos, narrowed for mypy
             if best is None or sign * record.objective > sign * (best.objective or 0.0):
                 best = record
         named.append(best.config_hash if best is not None else None)
