@@ -11,7 +11,7 @@ clears that flag first, so evaluating an empty one after the command returns kee
 
 import sys
 
-from .cli import main
+from .entry import main
 
 status = main()
 exec("")  # noqa: S102 - clears CPython's stale "unhandled KeyboardInterrupt" flag (see above); no input involved

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from .results import StudyResult
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_NO_FEASIBLE, EXIT_INFRASTRUCTURE = 0, 1, 2, 4, 5
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # autotuner.entry says the same for an interrupt while the tool loads
 
 
 def build_parser() -> argparse.ArgumentParser:

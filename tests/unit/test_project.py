@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_console_script_and_plugin_entry_points() -> None:
     entry_points = importlib.metadata.distribution("inference-autotuner").entry_points
     found = {(ep.group, ep.name): ep.value for ep in entry_points}
-    assert found[("console_scripts", "autotuner")] == "autotuner.cli:main"
+    assert found[("console_scripts", "autotuner")] == "autotuner.entry:main"
     assert found[("pytest11", "autotuner")] == "autotuner.pytest_plugin"
 
 
