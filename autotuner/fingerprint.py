@@ -16,6 +16,7 @@ import subprocess
 import sys
 
 from . import __version__
+from .engines.flags import engine_python
 from .results import Environment
 from .spec import TuningSpec
 
@@ -81,7 +82,8 @@ def environment(spec: TuningSpec) -> Environment:
     elif engine.launcher == "endpoint":
         described = f"{engine.runtime} at {engine.url}"
     else:
-        version = _version_in(engine.python, _ENGINE_PACKAGES.get(engine.runtime, ()))
+        # the interpreter the engine runs with (its venv, as the launcher and the flag check find it)
+        version = _version_in(engine_python(engine.runtime, engine.python), _ENGINE_PACKAGES.get(engine.runtime, ()))
         described = f"{engine.runtime} ({version})" if version else engine.runtime
     try:
         genai_bench: str | None = importlib.metadata.version("genai-bench")

