@@ -22,7 +22,7 @@ from .scenario import validate_scenario
 from .space import MAX_ENUMERATION, Config, Space
 from .spec import SpecError, SpecProblem, TuningSpec
 from .spec.loader import SPEC_SUFFIXES, parse_spec_text, read_text
-from .spec.models import unknown
+from .spec.models import HF_CACHE_TARGET, unknown
 from .spec.source import SpecSource
 
 
@@ -157,6 +157,7 @@ def check_spec(source: SpecSource, spec: TuningSpec) -> tuple[Space, list[SpecPr
         message = f"engine.python is only used by the process and docker launchers (launcher is {engine.launcher})"
         add(source.problem(("engine", "python"), message))
     _check_kubernetes_settings(source, spec, problems)
+    _check_docker_settings(source, spec, problems)
     if engine.image is not None and engine.launcher in ("process", "endpoint"):
         add(
             source.problem(
@@ -236,6 +237,26 @@ def _check_kubernetes_settings(source: SpecSource, spec: TuningSpec, problems: l
         ClusterSettings.from_extra(engine.kubernetes)
     except ManifestError as exc:
         problems.append(source.problem(("engine", "kubernetes"), str(exc)))
+
+
+def _check_docker_settings(source: SpecSource, spec: TuningSpec, problems: list[SpecProblem]) -> None:
+    """``engine.docker`` only with the docker launcher, and no two mounts at one place in the container (Docker
+    refuses the container then, at the first trial, with "Duplicate mount point")."""
+    engine = spec.engine
+    written = source.data.get("engine") if isinstance(source.data, dict) else None
+    if isinstance(written, dict) and "docker" in written and engine.launcher != "docker":
+        message = f"engine.docker is only used by the docker launcher (launcher is {engine.launcher})"
+        problems.append(source.problem(("engine", "docker"), message))
+        return
+    taken: dict[str, str] = {}
+    if spec.model.kind == "hub" and engine.docker.hf_cache is not False:
+        taken[HF_CACHE_TARGET] = "the Hugging Face cache (engine.docker.hf_cache)"
+    for index, mount in enumerate(engine.docker.mounts):
+        target = mount.target.rstrip("/") or "/"
+        if target in taken:
+            message = f"two mounts at {target} in the container: this one and {taken[target]}"
+            problems.append(source.problem(("engine", "docker", "mounts", index, "target"), message))
+        taken.setdefault(target, f"engine.docker.mounts[{index}]")
 
 
 def _build_space(source: SpecSource, spec: TuningSpec, problems: list[SpecProblem]) -> Space:

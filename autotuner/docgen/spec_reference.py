@@ -53,6 +53,8 @@ VALUE_KINDS: dict[Callable[..., Any], str] = {
 MODEL_FORMS: dict[type[BaseModel], tuple[str, str]] = {
     models.Model: ("mapping", "{id: builtin:smollm2}"),
     models.Engine: ("mapping", "{runtime: llamacpp}"),
+    models.DockerSettings: ("mapping", "{pull: never, hf_cache: /data/hf}"),
+    models.DockerMount: ("mapping", "{source: /data/prompts, target: /prompts}"),
     models.Choice: ("list of values", "[1, 2, 4]"),
     models.Range: ("range", "{low: 256, high: 2048, step: 256}"),
     models.Workload: ("mapping", "{scenarios: ['D(64,64)'], concurrency: [1, 4]}"),
@@ -123,6 +125,18 @@ def _sections() -> list[Section]:
             "  args: {max-model-len: 8192, enforce-eager: false}\n  env: {VLLM_LOGGING_LEVEL: INFO}\n"
             "  startup_timeout: 15m\n  gpus: 1\n",
         ),
+        Section(
+            "`engine.docker`",
+            m.DockerSettings,
+            "A local model's folder is mounted read-only at its own path without asking; a Hugging Face hub model gets the host's HF cache, so its weights are "
+            "downloaded once rather than in every trial's fresh container. A writable mount's host folder that does "
+            "not exist yet is created by the tool (not by the daemon, as root); a read-only one that does not exist "
+            "stops the run before any container starts, naming it.",
+            "engine:\n  runtime: vllm\n  launcher: docker\n  image: vllm/vllm-openai:v0.11.0\n  docker:\n"
+            "    pull: never\n    hf_cache: /data/hf\n    mounts: [{source: /data/lora, target: /lora}]\n",
+            level=3,
+        ),
+        Section("A mount", m.DockerMount, "", level=3),
         Section(
             "parameters",
             None,

@@ -25,7 +25,12 @@ def _command_line(request: LaunchRequest, launcher: str, *, port: int) -> str:
         argv = request.profile.argv(
             python, model=request.model, served_name=request.served_name, host="0.0.0.0", port=port, flags=request.flags
         )
-        options = ["docker", "run", "--rm", "--network", "host", "--ipc", "host"]
+        ipc = request.extra.get("ipc", "host")
+        options = ["docker", "run", "--rm", "--network", "host", "--ipc", ipc]
+        if ipc != "host":
+            options += ["--shm-size", request.extra.get("shm_size", "8g")]
+        if request.extra.get("init", "true").lower() not in ("false", "0", "no"):
+            options.append("--init")
         if request.gpus:
             options += ["--gpus", str(request.gpus)]
         for mount in request.mounts:

@@ -19,7 +19,8 @@ Why it looks the way it does (each point is a failure the original system had, s
 - No reachable daemon, a missing image or an engine that cannot be executed are ``InfrastructureError`` (the
   same for every config, so not a trial outcome), raised before or at the first start.
 
-Launcher-specific settings come from ``LaunchRequest.extra``:
+Launcher-specific settings come from ``LaunchRequest.extra`` (a spec sets them in ``engine.docker``, see
+``launch.plan``):
 
 - ``python``: the interpreter inside the image (default: the profile's ``container_python``).
 - ``pull``: ``missing`` (default: pull only an image that is not on the machine), ``never`` or ``always``.
@@ -39,7 +40,7 @@ import os
 import re
 import secrets
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -53,7 +54,7 @@ from docker.types import Mount as DockerMount
 
 from ..atomic import held_signals
 from ..secrets import Masker
-from .base import Deployment, InfrastructureError, Launcher, LaunchRequest
+from .base import Deployment, InfrastructureError, Launcher, LaunchRequest, Mount
 from .ownership import Owner, state_dir
 from .process import free_port
 
@@ -174,6 +175,25 @@ def container_spec(request: LaunchRequest, *, port: int, owner: str, suffix: str
     elif request.gpus > 0:
         kwargs["device_requests"] = [DeviceRequest(count=request.gpus, capabilities=[["gpu"]])]
     return ContainerSpec(image=image, name=name, argv=argv, port=port, kwargs=kwargs, notes=tuple(notes))
+
+
+def prepare_mounts(mounts: Sequence[Mount]) -> None:
+    """Host sides of the bind mounts, before the container is created: a writable one that does not exist yet (a
+    first run's Hugging Face cache) is created here, by the user running the tool, where the daemon would create
+    it owned by root; a read-only one that does not exist is a mistake in the spec, named before any engine starts
+    (the daemon's "bind source path does not exist" names neither the spec nor the field)."""
+    for mount in mounts:
+        source = Path(mount.source).absolute()
+        if source.exists():
+            continue
+        if mount.read_only:
+            raise InfrastructureError(
+                f"mount source {source} does not exist (for {mount.target} in the container; see engine.docker)"
+            )
+        try:
+            source.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InfrastructureError(f"cannot create {source} to mount at {mount.target}: {exc}") from None
 
 
 class _LogFollower(threading.Thread):
@@ -413,6 +433,7 @@ class DockerLauncher(Launcher):
             suffix=secrets.token_hex(3),
         )
         self.ensure_image(spec.image, request.extra.get("pull", "missing"))
+        prepare_mounts(request.mounts)
         try:
             request.log_dir.mkdir(parents=True, exist_ok=True)
             header = Masker.from_environ({**os.environ, **request.env}).mask(spec.header())

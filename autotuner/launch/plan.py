@@ -12,11 +12,18 @@ Interpreter (process launcher): ``engine.python``, else the one the flag check u
 ``AUTOTUNER_VLLM_PYTHON``, the venv in ``AUTOTUNER_VLLM_VENV`` or ``~/.cache/autotuner/venvs/vllm-cpu``), else
 ours. The engine must run where its flags were checked: a vLLM spec without ``engine.python`` had its flags checked
 in the vLLM venv and then started ``python -m vllm...`` with our interpreter, which has no vLLM.
+
+Containers (``engine.docker``): a local model's folder is mounted read-only at its own path, then the spec's own
+mounts, then, for a Hugging Face hub model, the host's HF cache read-write at ``HF_CACHE_TARGET`` with ``HF_HOME``
+pointing there: every trial gets a fresh container, and without the cache each one downloaded the weights again
+(16 GB for an 8B model). Pull policy, IPC mode, ``/dev/shm`` size and the init process go to the launcher as
+``extra`` settings.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..engines.flags import engine_python
@@ -24,6 +31,7 @@ from ..engines.model import resolve_model
 from ..engines.profile import FlagValue, split_flags
 from ..engines.runtimes import profile_for
 from ..space import Config
+from ..spec.models import HF_CACHE_TARGET, DockerSettings
 from ..validation import LoadedSpec
 from .base import LaunchRequest, Mount
 from .environment import engine_environment
@@ -48,6 +56,12 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
     if engine.launcher == "docker" and engine.python:
         extra["python"] = engine.python  # the interpreter inside the image
     env = engine_environment(engine.env, config_env)
+    if engine.launcher == "docker":
+        mounts += docker_mounts(engine.docker, loaded.path.parent, hub_model=spec.model.kind == "hub")
+        if spec.model.kind == "hub" and engine.docker.hf_cache is not False:
+            env.setdefault("HF_HOME", HF_CACHE_TARGET)  # where the cache is mounted, unless the spec says otherwise
+        docker = engine.docker
+        extra.update(pull=docker.pull, ipc=docker.ipc, shm_size=docker.shm_size, init=str(docker.init).lower())
     devices = os.environ.get(GPU_DEVICES_VARIABLE, "").strip()
     if devices and engine.launcher == "process":
         env["CUDA_VISIBLE_DEVICES"] = devices
@@ -70,3 +84,23 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
         mounts=mounts,
         extra=extra,
     )
+
+
+def hf_home(environ: Mapping[str, str] | None = None) -> Path:
+    """The host's Hugging Face cache as the HF libraries find it: ``HF_HOME``, else ``$XDG_CACHE_HOME/huggingface``,
+    else ``~/.cache/huggingface``."""
+    source = os.environ if environ is None else environ
+    if source.get("HF_HOME"):
+        return Path(source["HF_HOME"]).expanduser()
+    cache = source.get("XDG_CACHE_HOME")
+    return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "huggingface"
+
+
+def docker_mounts(settings: DockerSettings, spec_dir: Path, *, hub_model: bool) -> tuple[Mount, ...]:
+    """The spec's ``engine.docker.mounts`` (``~`` expanded, relative sources from the spec's folder), then the
+    Hugging Face cache for a hub model: without it every trial's fresh container downloads the weights again."""
+    mounts = [Mount(spec_dir / Path(m.source).expanduser(), m.target, read_only=m.read_only) for m in settings.mounts]
+    if hub_model and settings.hf_cache is not False:
+        host = hf_home() if settings.hf_cache is True else spec_dir / Path(settings.hf_cache).expanduser()
+        mounts.append(Mount(host, HF_CACHE_TARGET, read_only=False))
+    return tuple(mounts)

@@ -176,6 +176,95 @@ class Model(_Model):
 # --------------------------------------------------------------------------------------------------------- engine
 Runtime = Literal["llamacpp", "vllm", "sglang", "sim"]  # sim: the engine double (tests, dry runs)
 LauncherKind = Literal["process", "docker", "kubernetes", "endpoint"]
+HF_CACHE_TARGET = "/root/.cache/huggingface"  # where a hub model's cache is mounted in the container (HF_HOME)
+_IPC_MODES = ("host", "private", "shareable", "none")
+_PATH_RE = re.compile(r"^[^\x00-\x1f\x7f]+$")  # a path echoed in logs: no control characters (no forged lines)
+
+
+class DockerMount(_Model):
+    """A host folder or file made visible in the engine's container, as ``docker run -v source:target[:ro]``."""
+
+    source: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=_PATH_RE.pattern,
+        description="the host path (~ expands; a relative path is relative to the spec's folder)",
+    )
+    target: str = Field(
+        min_length=1,
+        max_length=4096,
+        pattern=_PATH_RE.pattern,
+        description="the absolute path inside the container",
+    )
+    read_only: bool = Field(default=True, description="false lets the engine write there (a cache); true by default")
+
+    @field_validator("target")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"target {value!r} must be an absolute path inside the container")
+        return value
+
+
+class DockerSettings(_Model):
+    """docker launcher settings besides the image and GPUs: more mounts, the Hugging Face cache, shared memory,
+    pulling and the init process."""
+
+    mounts: tuple[DockerMount, ...] = Field(
+        default=(),
+        max_length=64,
+        description="more host paths in the container, e.g. [{source: /data/prompts, target: /prompts}] (a local "
+        "model's folder is mounted without asking)",
+    )
+    hf_cache: bool | str = Field(
+        default=True,
+        description=f"a Hugging Face hub model: the host's HF cache mounted read-write at {HF_CACHE_TARGET} "
+        "(HF_HOME), so the weights are downloaded once, not in every trial's fresh container; true: $HF_HOME or "
+        "~/.cache/huggingface of the tool's environment, a path: that folder, false: not mounted",
+    )
+    pull: Literal["missing", "never", "always"] = Field(
+        default="missing",
+        description="missing: pull only an image not on the machine; never (air-gapped runners); always",
+    )
+    ipc: str = Field(
+        default="host",
+        description="Docker IPC mode: host (engines share tensors through /dev/shm), private, shareable, none or "
+        "container:<name>",
+    )
+    shm_size: str = Field(
+        default="8g",
+        description="/dev/shm's size with an IPC mode other than host (with host the engine uses the host's)",
+    )
+    init: bool = Field(
+        default=True,
+        description="Docker's init as PID 1, so a stop reaches an engine that is still starting; false for a "
+        "daemon without one",
+    )
+
+    @field_validator("ipc")
+    @classmethod
+    def _ipc_mode(cls, value: str) -> str:
+        if value in _IPC_MODES or re.match(r"^container:[A-Za-z0-9][A-Za-z0-9_.-]*$", value):
+            return value
+        raise ValueError(
+            unknown(
+                "unknown IPC mode", value, _IPC_MODES, "choose from host, private, shareable, none, container:<name>"
+            )
+        )
+
+    @field_validator("shm_size")
+    @classmethod
+    def _size(cls, value: str) -> str:
+        if not re.match(r"^[0-9]+[bkmgBKMG]?$", value):
+            raise ValueError(f"invalid shm_size {value!r}: a size like 8g, 512m or 1073741824 (bytes)")
+        return value
+
+    @field_validator("hf_cache")
+    @classmethod
+    def _cache_path(cls, value: bool | str) -> bool | str:
+        if isinstance(value, str) and (not value or not _PATH_RE.match(value)):
+            raise ValueError(f"invalid hf_cache {value!r}: expected true, false or a host folder")
+        return value
 
 
 class Engine(_Model):
@@ -225,6 +314,10 @@ class Engine(_Model):
         default_factory=dict,
         description="kubernetes launcher settings: namespace, base_model, runtime, service_url, hf_token_secret, "
         "... (docs/scaling.md)",
+    )
+    docker: DockerSettings = Field(
+        default_factory=DockerSettings,
+        description="docker launcher settings: mounts, hf_cache, pull, ipc, shm_size, init (see engine.docker)",
     )
 
     @field_validator("image")

