@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TextIO
 from . import __version__
 from .argtypes import positive_int
 from .atomic import is_disk_full
+from .entry import EXIT_INTERRUPTED
 from .space import planned_strategy
 from .spec import SpecError
 from .validation import LoadedSpec, load_spec, load_specs
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from .results import StudyResult
 
 EXIT_OK, EXIT_INTERNAL, EXIT_INVALID, EXIT_NO_FEASIBLE, EXIT_INFRASTRUCTURE = 0, 1, 2, 4, 5
-EXIT_INTERRUPTED = 130  # autotuner.entry says the same for an interrupt while the tool loads
 
 
 def build_parser() -> argparse.ArgumentParser:

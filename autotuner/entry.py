@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-EXIT_INTERRUPTED = 130  # the same status ``autotuner.cli`` returns for an interrupt while a command runs
+EXIT_INTERRUPTED = 130  # for an interrupt while loading, and (``autotuner.cli``) while a command runs
 
 
 def main() -> int:

@@ -249,7 +249,7 @@ def _check_docker_settings(source: SpecSource, spec: TuningSpec, problems: list[
         problems.append(source.problem(("engine", "docker"), message))
         return
     taken: dict[str, str] = {}
-    if spec.model.kind == "hub" and engine.docker.hf_cache is not False:
+    if engine.docker.mounts_hf_cache(spec.model):
         taken[HF_CACHE_TARGET] = "the Hugging Face cache (engine.docker.hf_cache)"
     for index, mount in enumerate(engine.docker.mounts):
         target = mount.target.rstrip("/") or "/"

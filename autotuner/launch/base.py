@@ -47,6 +47,15 @@ class LaunchRequest:
     extra: Mapping[str, str] = field(default_factory=dict)  # launcher-specific settings
 
 
+DEFAULT_SHM_SIZE = "8g"  # /dev/shm of a container with a private IPC mode, unless extra["shm_size"] says otherwise
+
+
+def wants_init(extra: Mapping[str, str]) -> bool:
+    """Whether a container gets Docker's init as PID 1 (``extra["init"]``, default true): read in one place so the
+    docker launcher and the ``docker run`` command a report shows agree."""
+    return extra.get("init", "true").lower() not in ("false", "0", "no")
+
+
 class LaunchFailed(Exception):
     """The engine did not become ready: a classified outcome of the config, with the evidence."""
 

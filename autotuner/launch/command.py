@@ -6,7 +6,7 @@ import shlex
 import sys
 
 from ..secrets import Masker
-from .base import LaunchRequest
+from .base import DEFAULT_SHM_SIZE, LaunchRequest, wants_init
 
 
 def command_line(request: LaunchRequest, launcher: str, *, port: int = 8000) -> str:
@@ -28,8 +28,8 @@ def _command_line(request: LaunchRequest, launcher: str, *, port: int) -> str:
         ipc = request.extra.get("ipc", "host")
         options = ["docker", "run", "--rm", "--network", "host", "--ipc", ipc]
         if ipc != "host":
-            options += ["--shm-size", request.extra.get("shm_size", "8g")]
-        if request.extra.get("init", "true").lower() not in ("false", "0", "no"):
+            options += ["--shm-size", request.extra.get("shm_size", DEFAULT_SHM_SIZE)]
+        if wants_init(request.extra):
             options.append("--init")
         if request.gpus:
             options += ["--gpus", str(request.gpus)]

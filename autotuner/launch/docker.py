@@ -54,7 +54,7 @@ from docker.types import Mount as DockerMount
 
 from ..atomic import held_signals
 from ..secrets import Masker
-from .base import Deployment, InfrastructureError, Launcher, LaunchRequest, Mount
+from .base import DEFAULT_SHM_SIZE, Deployment, InfrastructureError, Launcher, LaunchRequest, Mount, wants_init
 from .ownership import Owner, state_dir
 from .process import free_port
 
@@ -65,7 +65,6 @@ LABEL_OWNER = "autotuner.owner"
 LABEL_NAME = "autotuner.name"
 LABEL_RUNTIME = "autotuner.runtime"
 GPU_VARIABLE = "CUDA_VISIBLE_DEVICES"
-DEFAULT_SHM_SIZE = "8g"
 PULL_POLICIES = ("missing", "never", "always")
 
 # Errors the SDK raises when the daemon answers badly or not at all (requests' errors are OSErrors too).
@@ -155,7 +154,7 @@ def container_spec(request: LaunchRequest, *, port: int, owner: str, suffix: str
         # An init process as PID 1 (Docker's tini) forwards SIGTERM and reaps workers' zombies. Without it the
         # engine is PID 1, and the kernel ignores a SIGTERM it has no handler for yet (still importing): every
         # stop during startup would wait the whole grace period and end in SIGKILL.
-        "init": request.extra.get("init", "true").lower() not in ("false", "0", "no"),
+        "init": wants_init(request.extra),
         "auto_remove": False,
         "detach": True,
         "stdin_open": False,

@@ -57,10 +57,11 @@ def launch_request(loaded: LoadedSpec, config: Config, *, run_id: str, name: str
         extra["python"] = engine.python  # the interpreter inside the image
     env = engine_environment(engine.env, config_env)
     if engine.launcher == "docker":
-        mounts += docker_mounts(engine.docker, loaded.path.parent, hub_model=spec.model.kind == "hub")
-        if spec.model.kind == "hub" and engine.docker.hf_cache is not False:
-            env.setdefault("HF_HOME", HF_CACHE_TARGET)  # where the cache is mounted, unless the spec says otherwise
         docker = engine.docker
+        cache = docker.mounts_hf_cache(spec.model)
+        mounts += docker_mounts(docker, loaded.path.parent, hf_cache=cache)
+        if cache:
+            env.setdefault("HF_HOME", HF_CACHE_TARGET)  # where the cache is mounted, unless the spec says otherwise
         extra.update(pull=docker.pull, ipc=docker.ipc, shm_size=docker.shm_size, init=str(docker.init).lower())
     devices = os.environ.get(GPU_DEVICES_VARIABLE, "").strip()
     if devices and engine.launcher == "process":
@@ -96,11 +97,12 @@ def hf_home(environ: Mapping[str, str] | None = None) -> Path:
     return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "huggingface"
 
 
-def docker_mounts(settings: DockerSettings, spec_dir: Path, *, hub_model: bool) -> tuple[Mount, ...]:
+def docker_mounts(settings: DockerSettings, spec_dir: Path, *, hf_cache: bool) -> tuple[Mount, ...]:
     """The spec's ``engine.docker.mounts`` (``~`` expanded, relative sources from the spec's folder), then the
     Hugging Face cache for a hub model: without it every trial's fresh container downloads the weights again."""
     mounts = [Mount(spec_dir / Path(m.source).expanduser(), m.target, read_only=m.read_only) for m in settings.mounts]
-    if hub_model and settings.hf_cache is not False:
-        host = hf_home() if settings.hf_cache is True else spec_dir / Path(settings.hf_cache).expanduser()
+    if hf_cache:
+        chosen = settings.hf_cache
+        host = spec_dir / Path(chosen).expanduser() if isinstance(chosen, str) else hf_home()
         mounts.append(Mount(host, HF_CACHE_TARGET, read_only=False))
     return tuple(mounts)

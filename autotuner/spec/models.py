@@ -241,6 +241,10 @@ class DockerSettings(_Model):
         "daemon without one",
     )
 
+    def mounts_hf_cache(self, model: Model) -> bool:
+        """Whether the host's HF cache goes into the container: only a hub model downloads weights there."""
+        return model.kind == "hub" and self.hf_cache is not False
+
     @field_validator("ipc")
     @classmethod
     def _ipc_mode(cls, value: str) -> str:
